@@ -1,0 +1,1 @@
+//! TODO(demux): filled in by the wire work.

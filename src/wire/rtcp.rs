@@ -1,0 +1,1 @@
+//! TODO(rtcp): filled in by the wire work.

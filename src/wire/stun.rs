@@ -1,0 +1,1 @@
+//! TODO(stun): filled in by the wire work.
