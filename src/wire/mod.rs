@@ -27,4 +27,7 @@ pub enum WireError {
     /// The output buffer cannot hold what is being built.
     #[error("output buffer too small")]
     BufferTooSmall,
+    /// A builder was given an argument the format cannot carry (API misuse, not peer input).
+    #[error("invalid builder argument")]
+    InvalidInput,
 }
