@@ -27,4 +27,30 @@ pub enum WireError {
     /// The output buffer cannot hold what is being built.
     #[error("output buffer too small")]
     BufferTooSmall,
+    /// A builder was given an argument the format cannot carry (API misuse, not peer input).
+    #[error("invalid builder argument")]
+    InvalidInput,
+}
+
+/// Big-endian `u16` at `at`, or `None` past the end of `buf`.
+pub(crate) fn read_u16(buf: &[u8], at: usize) -> Option<u16> {
+    let bytes = buf.get(at..at.checked_add(2)?)?;
+    bytes.try_into().ok().map(u16::from_be_bytes)
+}
+
+/// Big-endian `u32` at `at`, or `None` past the end of `buf`.
+pub(crate) fn read_u32(buf: &[u8], at: usize) -> Option<u32> {
+    let bytes = buf.get(at..at.checked_add(4)?)?;
+    bytes.try_into().ok().map(u32::from_be_bytes)
+}
+
+/// Copy `bytes` into `buf` at `at`, or `BufferTooSmall` if they do not fit.
+pub(crate) fn write_at(buf: &mut [u8], at: usize, bytes: &[u8]) -> Result<(), WireError> {
+    let end = at
+        .checked_add(bytes.len())
+        .ok_or(WireError::BufferTooSmall)?;
+    buf.get_mut(at..end)
+        .ok_or(WireError::BufferTooSmall)?
+        .copy_from_slice(bytes);
+    Ok(())
 }
