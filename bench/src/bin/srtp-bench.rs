@@ -70,8 +70,14 @@ fn webrtc_profile(p: Profile) -> WebrtcProfile {
 }
 
 fn webrtc_ctx(p: Profile) -> WebrtcContext {
-    WebrtcContext::new(&MASTER_KEY[..p.key_len()], &MASTER_SALT[..p.salt_len()], webrtc_profile(p), None, None)
-        .expect("keys")
+    WebrtcContext::new(
+        &MASTER_KEY[..p.key_len()],
+        &MASTER_SALT[..p.salt_len()],
+        webrtc_profile(p),
+        None,
+        None,
+    )
+    .expect("keys")
 }
 
 /// A batch of packets in their own buffers (room for the tag) and the next sequence number.
@@ -84,7 +90,12 @@ struct Batch {
 
 impl Batch {
     fn new(size: usize) -> Self {
-        Self { bufs: vec![vec![0u8; size + 32]; BATCH], lens: vec![size; BATCH], nonces: vec![[0; 12]; BATCH], seq: 1 }
+        Self {
+            bufs: vec![vec![0u8; size + 32]; BATCH],
+            lens: vec![size; BATCH],
+            nonces: vec![[0; 12]; BATCH],
+            seq: 1,
+        }
     }
 
     /// Fills the batch with fresh plaintext packets of the given size.
@@ -140,7 +151,11 @@ fn bench_webrtc(p: Profile, size: usize, op: Op, samples: usize) -> f64 {
         sealed: Vec<Bytes>,
         seq: u16,
     }
-    let mut st = State { plain: Vec::new(), sealed: Vec::new(), seq: 1 };
+    let mut st = State {
+        plain: Vec::new(),
+        sealed: Vec::new(),
+        seq: 1,
+    };
     let fill = move |st: &mut State, seal: bool, tx: &mut WebrtcContext| {
         st.plain.clear();
         st.sealed.clear();
@@ -185,7 +200,8 @@ fn bench_webrtc(p: Profile, size: usize, op: Op, samples: usize) -> f64 {
 /// The bare primitive on the same bytes: AEAD seal/open with the header as AAD, or AES-CTR plus
 /// HMAC-SHA1 over the packet (and 4 ROC bytes).
 fn bench_raw(p: Profile, size: usize, op: Op, samples: usize) -> f64 {
-    let keys = SessionKeys::derive(p, &MASTER_KEY[..p.key_len()], &MASTER_SALT[..p.salt_len()]).expect("keys");
+    let keys = SessionKeys::derive(p, &MASTER_KEY[..p.key_len()], &MASTER_SALT[..p.salt_len()])
+        .expect("keys");
     let key = &keys.rtp_key[..p.key_len()];
     let mut batch = Batch::new(size);
     let mut nonce_ctr = 0u64;
@@ -208,33 +224,40 @@ fn bench_raw(p: Profile, size: usize, op: Op, samples: usize) -> f64 {
                     for (buf, len) in b.bufs.iter_mut().zip(&b.lens) {
                         let (h, rest) = buf.split_at_mut(HEADER);
                         let body = len - HEADER;
-                        let tag = gcm.seal(nonce(next_iv()), h, &mut rest[..body]).expect("seal");
+                        let tag = gcm
+                            .seal(nonce(next_iv()), h, &mut rest[..body])
+                            .expect("seal");
                         rest[body..body + 16].copy_from_slice(&tag);
                     }
                 },
             ),
             Op::Unprotect => median_ns_per_item(
-                    samples,
-                    BATCH,
-                    &mut batch,
-                    |b| {
-                        b.fill_plain(size);
-                        for ((buf, len), n) in b.bufs.iter_mut().zip(b.lens.iter_mut()).zip(b.nonces.iter_mut()) {
-                            *n = nonce(next_iv());
-                            let (h, rest) = buf.split_at_mut(HEADER);
-                            let body = *len - HEADER;
-                            let tag = gcm.seal(*n, h, &mut rest[..body]).expect("seal");
-                            rest[body..body + 16].copy_from_slice(&tag);
-                            *len += 16;
-                        }
-                    },
-                    |b| {
-                        for ((buf, len), n) in b.bufs.iter_mut().zip(&b.lens).zip(&b.nonces) {
-                            let (h, rest) = buf.split_at_mut(HEADER);
-                            gcm.open(*n, h, &mut rest[..len - HEADER]).expect("open");
-                        }
-                    },
-                ),
+                samples,
+                BATCH,
+                &mut batch,
+                |b| {
+                    b.fill_plain(size);
+                    for ((buf, len), n) in b
+                        .bufs
+                        .iter_mut()
+                        .zip(b.lens.iter_mut())
+                        .zip(b.nonces.iter_mut())
+                    {
+                        *n = nonce(next_iv());
+                        let (h, rest) = buf.split_at_mut(HEADER);
+                        let body = *len - HEADER;
+                        let tag = gcm.seal(*n, h, &mut rest[..body]).expect("seal");
+                        rest[body..body + 16].copy_from_slice(&tag);
+                        *len += 16;
+                    }
+                },
+                |b| {
+                    for ((buf, len), n) in b.bufs.iter_mut().zip(&b.lens).zip(&b.nonces) {
+                        let (h, rest) = buf.split_at_mut(HEADER);
+                        gcm.open(*n, h, &mut rest[..len - HEADER]).expect("open");
+                    }
+                },
+            ),
         }
     } else {
         let ctr = AesCtr::new(key).expect("key");
@@ -284,7 +307,10 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let json = args.iter().any(|a| a == "--json");
     let quick = args.iter().any(|a| a == "--quick");
-    if let Some(bad) = args.iter().find(|a| !matches!(a.as_str(), "--json" | "--quick")) {
+    if let Some(bad) = args
+        .iter()
+        .find(|a| !matches!(a.as_str(), "--json" | "--quick"))
+    {
         eprintln!("srtp-bench: unknown argument '{bad}' (use --json, --quick)");
         std::process::exit(2);
     }
@@ -298,7 +324,13 @@ fn main() {
                 let tern = bench_tern(profile, size, op, samples);
                 let webrtc = bench_webrtc(profile, size, op, samples);
                 for (imp, ns) in [("tern", tern), ("raw", raw), ("webrtc-srtp", webrtc)] {
-                    let row = Row { imp, profile, size, op, ns };
+                    let row = Row {
+                        imp,
+                        profile,
+                        size,
+                        op,
+                        ns,
+                    };
                     if json {
                         println!(
                             "{{\"impl\": \"{}\", \"profile\": \"{}\", \"size\": {}, \"op\": \"{}\", \"ns_per_packet\": {:.1}}}",
