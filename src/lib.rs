@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
+pub mod datapath;
 pub mod ice;
 pub mod srtp;
 pub mod wire;

@@ -16,7 +16,7 @@ mod replay;
 pub use context::{SrtpConfig, SrtpContext};
 pub use crypto::raw;
 pub use kdf::SessionKeys;
-pub use replay::{ReplayWindow, REPLAY_WINDOW};
+pub use replay::{estimate_index, ReplayWindow, REPLAY_WINDOW};
 
 /// A DTLS-SRTP protection profile (RFC 5764 §4.1.2, RFC 7714 §14.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,0 +1,97 @@
+//! What the slow path tells a worker (`Command`) and what workers tell the slow path (`Event`).
+//! Both travel through bounded queues; commands may allocate (they are not per packet).
+
+use std::net::SocketAddr;
+
+use super::session::{MediaKind, SubscriptionParams};
+use super::{SessionId, TrackId};
+use crate::ice::IceCredentials;
+use crate::srtp::Profile;
+
+/// SRTP master keys for one session, as DTLS-SRTP exported them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionKeys {
+    /// The negotiated profile.
+    pub profile: Profile,
+    /// Key and salt we protect with (our write key).
+    pub local_key: Vec<u8>,
+    pub local_salt: Vec<u8>,
+    /// Key and salt the peer protects with (its write key).
+    pub remote_key: Vec<u8>,
+    pub remote_salt: Vec<u8>,
+}
+
+impl std::fmt::Debug for SessionKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionKeys")
+            .field("profile", &self.profile)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An instruction to one worker.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Command {
+    /// Install a session; it answers STUN for `ice` from now on.
+    AddSession { id: SessionId, ice: IceCredentials },
+    /// Forget a session, its tracks and subscriptions.
+    RemoveSession { id: SessionId },
+    /// SRTP keys: until these arrive, media from and to the session is dropped.
+    SetKeys {
+        session: SessionId,
+        keys: SessionKeys,
+    },
+    /// The session publishes `track` with SSRC `ssrc`.
+    Publish {
+        session: SessionId,
+        track: TrackId,
+        ssrc: u32,
+        kind: MediaKind,
+    },
+    /// The session subscribes to `track`, published on worker `origin_worker`.
+    Subscribe {
+        session: SessionId,
+        track: TrackId,
+        origin_worker: usize,
+        kind: MediaKind,
+        publisher_ssrc: u32,
+        params: SubscriptionParams,
+    },
+    /// The session no longer receives `track`.
+    Unsubscribe { session: SessionId, track: TrackId },
+    /// On the publisher's worker: worker `worker` does (or no longer does) have subscribers.
+    SetRemoteWorker {
+        track: TrackId,
+        worker: usize,
+        subscribed: bool,
+    },
+    /// Ask the track's publisher for a keyframe (rate-limited).
+    RequestKeyframe { track: TrackId },
+    /// A DTLS datagram from the slow path to the session's validated address.
+    SendDtls { session: SessionId, data: Vec<u8> },
+}
+
+/// Something a worker reports.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// A DTLS datagram from a session's validated address.
+    Dtls {
+        session: SessionId,
+        worker: usize,
+        data: Vec<u8>,
+    },
+    /// The session's validated address (first, or moved by a nominated check).
+    Bound {
+        session: SessionId,
+        addr: SocketAddr,
+    },
+    /// No authenticated Binding request within the consent timeout: the session was removed.
+    ConsentExpired { session: SessionId },
+    /// A command could not be carried out.
+    Error {
+        session: SessionId,
+        reason: &'static str,
+    },
+}

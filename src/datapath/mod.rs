@@ -1,0 +1,371 @@
+//! The fast path: pinned worker threads that own UDP sockets and relay SRTP between sessions.
+//!
+//! `Datapath::start` binds one socket per worker (`port_base + i`), starts each worker on its
+//! core and creates its I/O (io_uring, or recvmmsg/sendmmsg as a fallback) inside that thread.
+//! The slow path drives workers with `Command`s and reads `Event`s and statistics; workers
+//! talk to each other only through bounded lock-free rings. `io` is the only module of the
+//! crate allowed `unsafe`.
+
+mod command;
+mod config;
+mod fanout;
+pub mod io;
+mod session;
+mod stats;
+mod worker;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam::channel::{self, Receiver, Sender, TrySendError};
+
+pub use command::{Command, Event, SessionKeys};
+pub use config::{ConfigError, DatapathConfig, Placement};
+pub use fanout::{PacketPool, Rings, SHARED_PACKET_SIZE};
+pub use io::{IoConfig, IoKind, IoMode};
+pub use session::{MediaKind, SubscriptionParams};
+pub use stats::{Counters, WorkerStats};
+
+/// A session's id, chosen by the slow path.
+pub type SessionId = u64;
+/// A track's id, unique across the relay, chosen by the slow path.
+pub type TrackId = u32;
+
+/// Why the datapath could not start or take a command.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DatapathError {
+    /// A configuration value cannot work.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A worker socket could not be bound.
+    #[error("cannot bind media socket {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    /// A worker could not set up its I/O.
+    #[error("worker {worker}: {reason}")]
+    WorkerStart { worker: usize, reason: String },
+    /// A worker's command queue is full.
+    #[error("worker {0}: command queue full")]
+    QueueFull(usize),
+    /// The worker has stopped (it panicked or the datapath is shutting down).
+    #[error("worker {0} is not running")]
+    WorkerGone(usize),
+    /// No such worker.
+    #[error("no worker {0}")]
+    NoSuchWorker(usize),
+}
+
+struct WorkerHandle {
+    commands: Sender<Command>,
+    waker: Arc<io::Waker>,
+    stats: Arc<WorkerStats>,
+    addr: SocketAddr,
+    io: IoKind,
+    core: Option<usize>,
+    heartbeat: Arc<AtomicU64>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// The running fast path.
+pub struct Datapath {
+    workers: Vec<WorkerHandle>,
+    events: Receiver<Event>,
+    stop: Arc<AtomicBool>,
+    epoch: Instant,
+}
+
+impl std::fmt::Debug for Datapath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Datapath")
+            .field("workers", &self.workers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Datapath {
+    /// Binds the sockets and starts every worker; returns once all are running.
+    pub fn start(cfg: DatapathConfig) -> Result<Self, DatapathError> {
+        let cores = cfg.worker_cores()?;
+        let n = cores.len();
+        if n > 64 {
+            return Err(ConfigError {
+                field: "placement",
+                reason: "at most 64 workers".into(),
+            }
+            .into());
+        }
+        let mut sockets = Vec::with_capacity(n);
+        for i in 0..n {
+            let port = if cfg.port_base == 0 {
+                0
+            } else {
+                cfg.port_base + i as u16
+            };
+            let addr = SocketAddr::new(cfg.bind, port);
+            sockets.push(
+                UdpSocket::bind(addr).map_err(|source| DatapathError::Bind { addr, source })?,
+            );
+        }
+        let wakers: Vec<Arc<io::Waker>> = (0..n)
+            .map(|i| {
+                io::Waker::new()
+                    .map(Arc::new)
+                    .map_err(|e| DatapathError::WorkerStart {
+                        worker: i,
+                        reason: format!("eventfd: {e}"),
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        let wakers: Arc<[Arc<io::Waker>]> = wakers.into();
+        let (cmd_txs, cmd_rxs): (Vec<_>, Vec<_>) = (0..n)
+            .map(|_| channel::bounded(cfg.command_capacity))
+            .unzip();
+        let peers: Arc<[Sender<Command>]> = cmd_txs.clone().into();
+        let (event_tx, events) = channel::bounded(cfg.event_capacity);
+        let rings = Arc::new(Rings::new(n, cfg.ring_capacity));
+        let stop = Arc::new(AtomicBool::new(false));
+        let epoch = Instant::now();
+
+        let mut workers = Vec::with_capacity(n);
+        let mut failure = None;
+        for (i, ((socket, commands), core)) in
+            sockets.into_iter().zip(cmd_rxs).zip(cores).enumerate()
+        {
+            let (ready_tx, ready_rx) = mpsc::channel();
+            let heartbeat = Arc::new(AtomicU64::new(0));
+            let setup_parts = (
+                Arc::clone(&wakers),
+                Arc::clone(&peers),
+                Arc::clone(&rings),
+                event_tx.clone(),
+                Arc::clone(&heartbeat),
+                Arc::clone(&stop),
+            );
+            let io_cfg = cfg.io.clone();
+            let (consent_timeout, pool_size, nack_cache) =
+                (cfg.consent_timeout, cfg.pool_size, cfg.nack_cache);
+            let on_start = cfg.on_worker_start;
+            let spawned = std::thread::Builder::new()
+                .name(format!("tern-worker-{i}"))
+                .spawn(move || {
+                    let (wakers, peers, rings, events, heartbeat, stop) = setup_parts;
+                    if let Some(c) = core {
+                        if !core_affinity::set_for_current(core_affinity::CoreId { id: c }) {
+                            eprintln!(
+                                "tern: worker {i}: could not pin to core {c}; running unpinned"
+                            );
+                        }
+                    }
+                    let io = match io::UdpIo::new(socket, Some(Arc::clone(&wakers[i])), &io_cfg) {
+                        Ok(io) => io,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e.to_string()));
+                            return;
+                        }
+                    };
+                    let stats = Arc::new(WorkerStats::new(io.kind().as_str()));
+                    if let Some(hook) = on_start {
+                        hook(i);
+                    }
+                    let _ = ready_tx.send(Ok((io.kind(), io.local_addr(), Arc::clone(&stats))));
+                    worker::run(worker::WorkerSetup {
+                        id: i,
+                        io,
+                        commands,
+                        peers,
+                        wakers,
+                        rings,
+                        events,
+                        stats,
+                        heartbeat,
+                        stop,
+                        consent_timeout,
+                        pool_size,
+                        nack_cache,
+                        epoch,
+                    });
+                });
+            let thread = match spawned {
+                Ok(t) => t,
+                Err(e) => {
+                    failure = Some(DatapathError::WorkerStart {
+                        worker: i,
+                        reason: format!("spawn: {e}"),
+                    });
+                    break;
+                }
+            };
+            match ready_rx.recv() {
+                Ok(Ok((io, addr, stats))) => workers.push(WorkerHandle {
+                    commands: cmd_txs[i].clone(),
+                    waker: Arc::clone(&wakers[i]),
+                    stats,
+                    addr,
+                    io,
+                    core,
+                    heartbeat,
+                    thread: Some(thread),
+                }),
+                Ok(Err(reason)) => {
+                    let _ = thread.join();
+                    failure = Some(DatapathError::WorkerStart { worker: i, reason });
+                    break;
+                }
+                Err(_) => {
+                    let _ = thread.join();
+                    failure = Some(DatapathError::WorkerStart {
+                        worker: i,
+                        reason: "worker died while starting".into(),
+                    });
+                    break;
+                }
+            }
+        }
+        let dp = Self {
+            workers,
+            events,
+            stop,
+            epoch,
+        };
+        match failure {
+            Some(e) => Err(e), // dropping `dp` stops the workers already started
+            None => Ok(dp),
+        }
+    }
+
+    /// How many workers run.
+    pub fn worker_count(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// The address worker `w`'s socket is bound to.
+    pub fn local_addr(&self, w: usize) -> SocketAddr {
+        self.workers[w].addr
+    }
+
+    /// The I/O backend worker `w` uses.
+    pub fn io_kind(&self, w: usize) -> IoKind {
+        self.workers[w].io
+    }
+
+    /// The core worker `w` is pinned to, if any.
+    pub fn core(&self, w: usize) -> Option<usize> {
+        self.workers[w].core
+    }
+
+    /// Queues a command for worker `w` and wakes it. Never blocks.
+    pub fn send(&self, w: usize, cmd: Command) -> Result<(), DatapathError> {
+        let h = self.workers.get(w).ok_or(DatapathError::NoSuchWorker(w))?;
+        match h.commands.try_send(cmd) {
+            Ok(()) => {
+                h.waker.wake();
+                Ok(())
+            }
+            Err(TrySendError::Full(_)) => Err(DatapathError::QueueFull(w)),
+            Err(TrySendError::Disconnected(_)) => Err(DatapathError::WorkerGone(w)),
+        }
+    }
+
+    /// Subscribes `session` (on worker `sub_worker`) to `track` published on `pub_worker`,
+    /// and tells the publisher's worker to copy the track's packets to `sub_worker`.
+    pub fn subscribe(
+        &self,
+        sub_worker: usize,
+        session: SessionId,
+        track: TrackId,
+        pub_worker: usize,
+        kind: MediaKind,
+        publisher_ssrc: u32,
+        params: SubscriptionParams,
+    ) -> Result<(), DatapathError> {
+        self.send(
+            sub_worker,
+            Command::Subscribe {
+                session,
+                track,
+                origin_worker: pub_worker,
+                kind,
+                publisher_ssrc,
+                params,
+            },
+        )?;
+        if sub_worker != pub_worker {
+            self.send(
+                pub_worker,
+                Command::SetRemoteWorker {
+                    track,
+                    worker: sub_worker,
+                    subscribed: true,
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Events from every worker.
+    pub fn events(&self) -> &Receiver<Event> {
+        &self.events
+    }
+
+    /// Worker `w`'s statistics.
+    pub fn stats(&self, w: usize) -> &WorkerStats {
+        &self.workers[w].stats
+    }
+
+    /// Every worker's counters added up.
+    pub fn total_counters(&self) -> Counters {
+        let mut total = Counters::default();
+        for w in &self.workers {
+            total.add(&w.stats.counters.snapshot());
+        }
+        total
+    }
+
+    /// Workers whose thread has ended although the datapath was not stopped (a panic).
+    pub fn dead_workers(&self) -> Vec<usize> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Vec::new();
+        }
+        self.workers
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w.thread.as_ref().is_none_or(|t| t.is_finished()))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// How long ago worker `w` last finished a loop turn (it turns at least every 100 ms).
+    pub fn since_progress(&self, w: usize) -> Duration {
+        let beat = Duration::from_millis(self.workers[w].heartbeat.load(Ordering::Relaxed));
+        self.epoch.elapsed().saturating_sub(beat)
+    }
+
+    /// Stops every worker and waits for them.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for w in &self.workers {
+            w.waker.wake();
+        }
+        for w in &mut self.workers {
+            if let Some(t) = w.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+impl Drop for Datapath {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}

@@ -1,0 +1,168 @@
+//! What a worker knows of a session, a track and a subscription.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use super::{SessionId, TrackId};
+use crate::ice::{Consent, IceCredentials};
+use crate::srtp::SrtpContext;
+use crate::wire::rtp;
+
+/// Audio or video: decides the retransmission cache and keyframe handling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaKind {
+    /// Audio track.
+    Audio,
+    /// Video track.
+    Video,
+}
+
+/// One peer connection (a WHIP publisher or a WHEP subscriber) on this worker.
+#[derive(Debug)]
+pub struct Session {
+    pub id: SessionId,
+    pub ice: IceCredentials,
+    pub consent: Consent,
+    /// The 5-tuple that proved it knows our ice-pwd; nothing is sent anywhere else.
+    pub addr: Option<SocketAddr>,
+    /// Unprotects what the peer sends.
+    pub srtp_rx: Option<SrtpContext>,
+    /// Protects what we send the peer.
+    pub srtp_tx: Option<SrtpContext>,
+    /// Incoming SSRC → track, for a publisher.
+    pub inbound: Vec<(u32, TrackId)>,
+    /// Tracks this session subscribes to.
+    pub subscribed: Vec<TrackId>,
+}
+
+impl Session {
+    /// The track an incoming SSRC belongs to.
+    pub fn track_for(&self, ssrc: u32) -> Option<TrackId> {
+        self.inbound
+            .iter()
+            .find(|(s, _)| *s == ssrc)
+            .map(|(_, t)| *t)
+    }
+}
+
+/// How a subscriber sees a track: its own SSRC, payload types, sequence and timestamp space.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionParams {
+    /// SSRC the subscriber's answer announced for this track.
+    pub ssrc: u32,
+    /// Publisher payload type → subscriber payload type; types not listed pass unchanged.
+    pub payload_types: Vec<(u8, u8)>,
+    /// Added to every sequence number (mod 2^16).
+    pub seq_offset: u16,
+    /// Added to every timestamp (mod 2^32).
+    pub ts_offset: u32,
+}
+
+impl SubscriptionParams {
+    /// Keeps the publisher's numbering under a new SSRC.
+    pub fn with_ssrc(ssrc: u32) -> Self {
+        Self {
+            ssrc,
+            payload_types: Vec::new(),
+            seq_offset: 0,
+            ts_offset: 0,
+        }
+    }
+}
+
+/// A subscription of a local session to a track.
+#[derive(Debug)]
+pub struct Subscription {
+    /// Slot of the subscribing session in the worker's table.
+    pub session: usize,
+    pub params: SubscriptionParams,
+    pub packets: u64,
+    pub octets: u64,
+    pub last_rtp_ts: u32,
+}
+
+impl Subscription {
+    /// Rewrites a plaintext copy of the publisher's packet into the subscriber's numbering.
+    pub fn rewrite(&self, packet: &mut [u8]) {
+        if packet.len() < rtp::FIXED_HEADER_LEN {
+            return;
+        }
+        let p = &self.params;
+        let pt = packet[1] & 0x7f;
+        let seq = u16::from_be_bytes([packet[2], packet[3]]).wrapping_add(p.seq_offset);
+        let ts = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]])
+            .wrapping_add(p.ts_offset);
+        let Ok(mut h) = rtp::RtpHeaderMut::new(packet) else {
+            return;
+        };
+        h.set_ssrc(p.ssrc);
+        h.set_sequence_number(seq);
+        h.set_timestamp(ts);
+        if let Some(&(_, to)) = p.payload_types.iter().find(|(from, _)| *from == pt) {
+            h.set_payload_type(to);
+        }
+    }
+
+    /// The publisher's sequence number for one the subscriber names (in a NACK).
+    pub fn publisher_seq(&self, subscriber_seq: u16) -> u16 {
+        subscriber_seq.wrapping_sub(self.params.seq_offset)
+    }
+}
+
+/// Where a track's publisher is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Published by the session in this slot of this worker.
+    Local(usize),
+    /// Published on another worker; packets arrive on the ring from it.
+    Remote(usize),
+}
+
+/// The last packets of a track, by sequence number, for answering NACKs.
+#[derive(Debug)]
+pub struct RetransmitCache {
+    slots: Vec<(u16, u16, [u8; 1500])>,
+}
+
+impl RetransmitCache {
+    /// Room for `n` packets (allocated now).
+    pub fn new(n: usize) -> Self {
+        Self {
+            slots: vec![(0, 0, [0; 1500]); n.max(1)],
+        }
+    }
+
+    /// Stores a plaintext packet (too large ones are not cached).
+    pub fn store(&mut self, seq: u16, packet: &[u8]) {
+        let n = self.slots.len();
+        let slot = &mut self.slots[usize::from(seq) % n];
+        if packet.len() <= slot.2.len() {
+            slot.0 = seq;
+            slot.1 = packet.len() as u16;
+            slot.2[..packet.len()].copy_from_slice(packet);
+        }
+    }
+
+    /// The cached packet with `seq`, if still there.
+    pub fn get(&self, seq: u16) -> Option<&[u8]> {
+        let slot = &self.slots[usize::from(seq) % self.slots.len()];
+        (slot.1 > 0 && slot.0 == seq).then(|| &slot.2[..usize::from(slot.1)])
+    }
+}
+
+/// A track known to this worker: published here, or subscribed here from another worker.
+#[derive(Debug)]
+pub struct Track {
+    pub kind: MediaKind,
+    pub origin: Origin,
+    /// The publisher's SSRC for this track.
+    pub publisher_ssrc: u32,
+    pub subscribers: Vec<Subscription>,
+    /// Workers (bit i = worker i) that have subscribers and get each packet on a ring.
+    pub remote_workers: u64,
+    pub cache: RetransmitCache,
+    pub last_keyframe_request: Option<Instant>,
+    /// Highest extended sequence number seen, and packets received (for receiver reports).
+    pub highest_seq: Option<u64>,
+    pub received: u64,
+}

@@ -1,0 +1,146 @@
+//! Per-worker counters and the relay-latency histogram, readable by the slow path while the
+//! worker runs.
+//!
+//! The worker counts into a plain local struct and publishes it to atomics once per batch; it
+//! records latency into a local HdrHistogram and, every 100 ms, merges it into the shared one
+//! with a `try_lock` (never waiting): the reader takes a copy under the same lock.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+use hdrhistogram::Histogram;
+
+macro_rules! counters {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        /// A worker's counters, as plain numbers.
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+        pub struct Counters { $($(#[$doc])* pub $name: u64,)* }
+
+        /// The published copy of a worker's counters.
+        #[derive(Debug, Default)]
+        pub struct SharedCounters { $($name: AtomicU64,)* }
+
+        impl SharedCounters {
+            /// Publishes `c` (relaxed stores; each counter is monotonic).
+            pub fn publish(&self, c: &Counters) {
+                $(self.$name.store(c.$name, Relaxed);)*
+            }
+
+            /// The last published counters.
+            pub fn snapshot(&self) -> Counters {
+                Counters { $($name: self.$name.load(Relaxed),)* }
+            }
+        }
+
+        impl Counters {
+            /// Field names and values, for metrics output.
+            pub fn fields(&self) -> Vec<(&'static str, u64)> {
+                vec![$((stringify!($name), self.$name),)*]
+            }
+
+            /// Adds `other` into `self` field by field.
+            pub fn add(&mut self, other: &Counters) {
+                $(self.$name += other.$name;)*
+            }
+        }
+    };
+}
+
+counters! {
+    /// Datagrams received.
+    packets_in,
+    /// Bytes received.
+    bytes_in,
+    /// Datagrams sent.
+    packets_out,
+    /// Bytes sent.
+    bytes_out,
+    /// Media packets relayed to subscribers (one per subscriber copy).
+    media_out,
+    /// Authenticated Binding requests answered.
+    stun_answered,
+    /// STUN datagrams dropped unanswered (unknown ufrag, bad integrity, …).
+    stun_dropped,
+    /// DTLS datagrams passed to the slow path.
+    dtls_in,
+    /// DTLS datagrams dropped (unvalidated source, full queue).
+    dtls_dropped,
+    /// SRTP/SRTCP packets whose tag failed.
+    auth_failures,
+    /// Replayed or too-old packets.
+    replays,
+    /// Other SRTP refusals (malformed, unknown SSRC, key expiry).
+    srtp_errors,
+    /// Packets from an address that has not passed STUN for any session.
+    unvalidated_source,
+    /// RTP/RTCP that arrived before the session had keys.
+    no_keys,
+    /// RTP on a session with no track for its SSRC.
+    unknown_ssrc,
+    /// Datagrams whose first byte is no protocol we speak.
+    demux_other,
+    /// Packets dropped because a fan-out ring was full.
+    ring_full,
+    /// Packets dropped because the shared pool had no buffer.
+    pool_empty,
+    /// Packets dropped because the send queue was full.
+    send_queue_full,
+    /// Packets received from other workers' rings.
+    ring_in,
+    /// Retransmissions sent in answer to NACKs.
+    nack_retransmits,
+    /// NACKed packets no longer in the cache.
+    nack_misses,
+    /// Keyframe requests (PLI/FIR) sent to publishers.
+    keyframe_requests,
+    /// Keyframe requests suppressed by the 500 ms limit.
+    keyframe_suppressed,
+    /// RTCP reports (SR/RR) sent.
+    reports_sent,
+    /// Sessions whose consent expired.
+    consent_expired,
+    /// Sessions currently installed.
+    sessions,
+    /// UDP GSO sends.
+    gso_sends,
+    /// Send errors reported by the I/O layer.
+    send_errors,
+    /// Loop iterations (batches).
+    batches,
+}
+
+/// Histogram bounds: 1 ns to 10 s, 3 significant digits.
+pub fn new_latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 10_000_000_000, 3)
+        .unwrap_or_else(|_| unreachable!("valid bounds"))
+}
+
+/// What the slow path reads: counters, the I/O mode and the latency histogram.
+#[derive(Debug)]
+pub struct WorkerStats {
+    /// Published counters.
+    pub counters: SharedCounters,
+    /// Relay latency in ns (receive → send submitted), merged from the worker every 100 ms.
+    pub latency: Mutex<Histogram<u64>>,
+    /// "uring" or "mmsg".
+    pub io_mode: &'static str,
+}
+
+impl WorkerStats {
+    /// Empty stats for a worker using `io_mode`.
+    pub fn new(io_mode: &'static str) -> Self {
+        Self {
+            counters: SharedCounters::default(),
+            latency: Mutex::new(new_latency_histogram()),
+            io_mode,
+        }
+    }
+
+    /// A copy of the latency histogram so far.
+    pub fn latency_snapshot(&self) -> Histogram<u64> {
+        match self.latency.lock() {
+            Ok(h) => h.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+}

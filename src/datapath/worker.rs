@@ -1,0 +1,865 @@
+//! The worker loop: one pinned thread that owns a UDP socket, its io_uring (or mmsg) I/O, its
+//! sessions and tracks, and relays SRTP for them.
+//!
+//! Per batch: receive, demux (RFC 7983), answer authenticated STUN, pass DTLS from validated
+//! addresses to the slow path, unprotect SRTP once, fan out (copy + rewrite + protect per local
+//! subscriber, one shared copy per other worker), then one submit for all sends. Commands,
+//! rings from other workers and timers are handled between batches. Nothing per packet
+//! allocates, locks, logs or makes a syscall; every drop is counted.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam::channel::{Receiver, Sender, TrySendError};
+use hdrhistogram::Histogram;
+
+use super::command::{Command, Event};
+use super::fanout::{FanoutMsg, PacketPool, Rings};
+use super::io::{SendQueue, UdpIo, Waker};
+use super::session::{MediaKind, Origin, RetransmitCache, Session, Subscription, Track};
+use super::stats::{new_latency_histogram, Counters, WorkerStats};
+use super::{SessionId, TrackId};
+use crate::ice::{self, Consent};
+use crate::srtp::{SrtpContext, SrtpError};
+use crate::wire::demux::{classify, PacketKind};
+use crate::wire::rtcp::{self, Rtcp, RtcpIter};
+
+const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(100);
+const REPORT_EVERY: Duration = Duration::from_secs(1);
+const KEYFRAME_MIN_INTERVAL: Duration = Duration::from_millis(500);
+const MAX_WAIT: Duration = Duration::from_millis(100);
+const COMMANDS_PER_TURN: usize = 256;
+
+/// Everything a worker is started with.
+pub(crate) struct WorkerSetup {
+    pub id: usize,
+    pub io: UdpIo,
+    pub commands: Receiver<Command>,
+    pub peers: Arc<[Sender<Command>]>,
+    pub wakers: Arc<[Arc<Waker>]>,
+    pub rings: Arc<Rings>,
+    pub events: Sender<Event>,
+    pub stats: Arc<WorkerStats>,
+    pub heartbeat: Arc<AtomicU64>,
+    pub stop: Arc<AtomicBool>,
+    pub consent_timeout: Duration,
+    pub pool_size: usize,
+    pub nack_cache: usize,
+    pub epoch: Instant,
+}
+
+/// Runs a worker until `stop` is set.
+pub(crate) fn run(setup: WorkerSetup) {
+    let WorkerSetup {
+        id,
+        mut io,
+        commands,
+        peers,
+        wakers,
+        rings,
+        events,
+        stats,
+        heartbeat,
+        stop,
+        ..
+    } = setup;
+    let mut core = Core {
+        id,
+        relay_ssrc: 0x7e57_0000 | id as u32,
+        sessions: Vec::new(),
+        free_slots: Vec::new(),
+        by_id: HashMap::new(),
+        by_addr: HashMap::new(),
+        by_ufrag: HashMap::new(),
+        tracks: HashMap::new(),
+        rings,
+        wakers,
+        peers,
+        pending_wake: 0,
+        pool: PacketPool::new(setup.pool_size),
+        events,
+        counters: Counters::default(),
+        latency: new_latency_histogram(),
+        egress: 0,
+        consent_timeout: setup.consent_timeout,
+        nack_cache: setup.nack_cache,
+    };
+    let mut next_housekeeping = Instant::now();
+    let mut next_report = Instant::now() + REPORT_EVERY;
+    let epoch = setup.epoch;
+    while !stop.load(Ordering::Relaxed) {
+        let mut received: Option<Instant> = None;
+        core.egress = 0;
+        let result = io.run_once(MAX_WAIT, |buf, src, tx| {
+            let now = *received.get_or_insert_with(Instant::now);
+            core.on_datagram(buf, src, tx, now);
+        });
+        if let Err(e) = result {
+            core.counters.send_errors += 1;
+            eprintln!("tern: worker {id}: I/O error: {e}");
+        }
+        let now = received.unwrap_or_else(Instant::now);
+        core.drain_rings(&mut io.tx, now);
+        core.handle_commands(&commands, &mut io.tx, now);
+        if now >= next_report {
+            next_report = now + REPORT_EVERY;
+            core.send_reports(&mut io.tx, now);
+        }
+        if let Err(e) = io.flush() {
+            core.counters.send_errors += 1;
+            eprintln!("tern: worker {id}: send error: {e}");
+        }
+        core.wake_peers();
+        if core.egress > 0 {
+            let sent = Instant::now();
+            if let Some(rx) = received {
+                let ns = sent.saturating_duration_since(rx).as_nanos() as u64;
+                let _ = core.latency.record_n(ns.max(1), core.egress);
+            }
+        }
+        core.counters.batches += 1;
+        if now >= next_housekeeping {
+            next_housekeeping = now + HOUSEKEEPING_EVERY;
+            core.housekeeping(now);
+            let io_stats = io.stats();
+            core.counters.gso_sends = io_stats.gso_sends;
+            core.counters.send_errors = core.counters.send_errors.max(io_stats.send_errors);
+            if let Ok(mut shared) = stats.latency.try_lock() {
+                let _ = shared.add(&core.latency);
+                core.latency.reset();
+            }
+        }
+        stats.counters.publish(&core.counters);
+        heartbeat.store(
+            now.duration_since(epoch).as_millis() as u64,
+            Ordering::Relaxed,
+        );
+    }
+}
+
+struct Core {
+    id: usize,
+    relay_ssrc: u32,
+    sessions: Vec<Option<Session>>,
+    free_slots: Vec<usize>,
+    by_id: HashMap<SessionId, usize>,
+    by_addr: HashMap<SocketAddr, usize>,
+    by_ufrag: HashMap<Box<[u8]>, usize>,
+    tracks: HashMap<TrackId, Track>,
+    rings: Arc<Rings>,
+    wakers: Arc<[Arc<Waker>]>,
+    peers: Arc<[Sender<Command>]>,
+    pending_wake: u64,
+    pool: PacketPool,
+    events: Sender<Event>,
+    counters: Counters,
+    latency: Histogram<u64>,
+    /// Media packets queued for sending in this batch.
+    egress: u64,
+    consent_timeout: Duration,
+    nack_cache: usize,
+}
+
+impl Core {
+    fn on_datagram(&mut self, buf: &mut [u8], src: SocketAddr, tx: &mut SendQueue, now: Instant) {
+        self.counters.packets_in += 1;
+        self.counters.bytes_in += buf.len() as u64;
+        match classify(buf) {
+            PacketKind::Stun => self.on_stun(buf, src, tx, now),
+            PacketKind::Dtls => self.on_dtls(buf, src),
+            PacketKind::Rtp => self.on_rtp(buf, src, tx, now),
+            PacketKind::Rtcp => self.on_rtcp(buf, src, tx, now),
+            _ => self.counters.demux_other += 1,
+        }
+    }
+
+    fn on_stun(&mut self, buf: &[u8], src: SocketAddr, tx: &mut SendQueue, now: Instant) {
+        let Some(slot_idx) = ice::local_ufrag(buf)
+            .and_then(|u| self.by_ufrag.get(u))
+            .copied()
+        else {
+            self.counters.stun_dropped += 1;
+            return;
+        };
+        let Some(session) = self.sessions.get_mut(slot_idx).and_then(Option::as_mut) else {
+            self.counters.stun_dropped += 1;
+            return;
+        };
+        let Some(out) = tx.slot() else {
+            self.counters.send_queue_full += 1;
+            return;
+        };
+        match ice::answer_binding(buf, &session.ice, src, out) {
+            Ok((len, info)) => {
+                tx.commit(len, src);
+                self.counters.stun_answered += 1;
+                self.counters.packets_out += 1;
+                self.counters.bytes_out += len as u64;
+                session.consent.refresh(now);
+                // Bind the first authenticated address; a nominated check may move it (ICE
+                // restart, a client changing networks).
+                let moves = match session.addr {
+                    None => true,
+                    Some(a) => a != src && info.nominated,
+                };
+                if moves {
+                    if let Some(old) = session.addr.replace(src) {
+                        self.by_addr.remove(&old);
+                    }
+                    self.by_addr.insert(src, slot_idx);
+                    let _ = self.events.try_send(Event::Bound {
+                        session: session.id,
+                        addr: src,
+                    });
+                }
+            }
+            Err(_) => self.counters.stun_dropped += 1,
+        }
+    }
+
+    fn on_dtls(&mut self, buf: &[u8], src: SocketAddr) {
+        let Some(session) = self
+            .by_addr
+            .get(&src)
+            .and_then(|&i| self.sessions[i].as_ref())
+        else {
+            self.counters.unvalidated_source += 1;
+            self.counters.dtls_dropped += 1;
+            return;
+        };
+        // The slow path's DTLS is not per-media-packet: an owned copy is fine here.
+        match self.events.try_send(Event::Dtls {
+            session: session.id,
+            worker: self.id,
+            data: buf.to_vec(),
+        }) {
+            Ok(()) => self.counters.dtls_in += 1,
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.counters.dtls_dropped += 1
+            }
+        }
+    }
+
+    fn count_srtp_error(&mut self, e: SrtpError) {
+        match e {
+            SrtpError::AuthFailed => self.counters.auth_failures += 1,
+            SrtpError::Replayed => self.counters.replays += 1,
+            _ => self.counters.srtp_errors += 1,
+        }
+    }
+
+    fn on_rtp(&mut self, buf: &mut [u8], src: SocketAddr, tx: &mut SendQueue, now: Instant) {
+        let Some(&slot_idx) = self.by_addr.get(&src) else {
+            self.counters.unvalidated_source += 1;
+            return;
+        };
+        let Some(session) = self.sessions[slot_idx].as_mut() else {
+            return;
+        };
+        let Some(rx) = session.srtp_rx.as_mut() else {
+            self.counters.no_keys += 1;
+            return;
+        };
+        let len = match rx.unprotect_rtp(buf) {
+            Ok(n) => n,
+            Err(e) => return self.count_srtp_error(e),
+        };
+        let ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
+        let Some(track) = session.track_for(ssrc) else {
+            self.counters.unknown_ssrc += 1;
+            return;
+        };
+        let packet = &buf[..len];
+        self.forward(track, packet, tx, now);
+    }
+
+    /// A plaintext packet of a locally published track: cache, ring copies, local fan-out.
+    fn forward(&mut self, track_id: TrackId, packet: &[u8], tx: &mut SendQueue, now: Instant) {
+        let Some(track) = self.tracks.get_mut(&track_id) else {
+            return;
+        };
+        let seq = u16::from_be_bytes([packet[2], packet[3]]);
+        track.cache.store(seq, packet);
+        track.received += 1;
+        let ext = crate::srtp::estimate_index(track.highest_seq, seq).unwrap_or(u64::from(seq));
+        if track.highest_seq.is_none_or(|h| ext > h) {
+            track.highest_seq = Some(ext);
+        }
+        if track.remote_workers != 0 {
+            match self.pool.fill(packet) {
+                Some(shared) => {
+                    let mut mask = track.remote_workers;
+                    while mask != 0 {
+                        let w = mask.trailing_zeros() as usize;
+                        mask &= mask - 1;
+                        let msg = FanoutMsg {
+                            track: track_id,
+                            packet: Arc::clone(&shared),
+                            received: now,
+                        };
+                        if self.rings.ring(self.id, w).push(msg).is_err() {
+                            self.counters.ring_full += 1;
+                        } else {
+                            self.pending_wake |= 1 << w;
+                        }
+                    }
+                    self.pool.keep(shared);
+                }
+                None => self.counters.pool_empty += 1,
+            }
+        }
+        self.fanout_local(track_id, packet, tx);
+    }
+
+    fn fanout_local(&mut self, track_id: TrackId, packet: &[u8], tx: &mut SendQueue) {
+        let Some(track) = self.tracks.get_mut(&track_id) else {
+            return;
+        };
+        let payload_len =
+            (packet.len() - crate::wire::rtp::header_len(packet).unwrap_or(packet.len())) as u64;
+        let rtp_ts = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]);
+        for sub in &mut track.subscribers {
+            let Some(session) = self.sessions[sub.session].as_mut() else {
+                continue;
+            };
+            let (Some(addr), Some(ctx)) = (session.addr, session.srtp_tx.as_mut()) else {
+                self.counters.no_keys += 1;
+                continue;
+            };
+            let Some(out) = tx.slot() else {
+                self.counters.send_queue_full += 1;
+                continue;
+            };
+            if out.len() < packet.len() + ctx.profile().rtp_overhead() {
+                self.counters.srtp_errors += 1;
+                continue;
+            }
+            out[..packet.len()].copy_from_slice(packet);
+            sub.rewrite(&mut out[..packet.len()]);
+            match ctx.protect_rtp(out, packet.len()) {
+                Ok(n) => {
+                    tx.commit(n, addr);
+                    sub.packets += 1;
+                    sub.octets += payload_len;
+                    sub.last_rtp_ts = rtp_ts.wrapping_add(sub.params.ts_offset);
+                    self.counters.media_out += 1;
+                    self.counters.packets_out += 1;
+                    self.counters.bytes_out += n as u64;
+                    self.egress += 1;
+                }
+                Err(_) => self.counters.srtp_errors += 1,
+            }
+        }
+    }
+
+    fn drain_rings(&mut self, tx: &mut SendQueue, _now: Instant) {
+        for from in 0..self.wakers.len() {
+            if from == self.id {
+                continue;
+            }
+            while let Some(msg) = self.rings.ring(from, self.id).pop() {
+                self.counters.ring_in += 1;
+                let packet = msg.packet.bytes();
+                if let Some(track) = self.tracks.get_mut(&msg.track) {
+                    if packet.len() >= 4 {
+                        track
+                            .cache
+                            .store(u16::from_be_bytes([packet[2], packet[3]]), packet);
+                    }
+                }
+                self.fanout_local(msg.track, packet, tx);
+                drop(msg);
+            }
+        }
+        self.pool.reclaim();
+    }
+
+    fn wake_peers(&mut self) {
+        let mut mask = std::mem::take(&mut self.pending_wake);
+        while mask != 0 {
+            let w = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            self.wakers[w].wake();
+        }
+    }
+
+    fn on_rtcp(&mut self, buf: &mut [u8], src: SocketAddr, tx: &mut SendQueue, now: Instant) {
+        let Some(&slot_idx) = self.by_addr.get(&src) else {
+            self.counters.unvalidated_source += 1;
+            return;
+        };
+        let Some(session) = self.sessions[slot_idx].as_mut() else {
+            return;
+        };
+        let Some(rx) = session.srtp_rx.as_mut() else {
+            self.counters.no_keys += 1;
+            return;
+        };
+        let len = match rx.unprotect_rtcp(buf) {
+            Ok(n) => n,
+            Err(e) => return self.count_srtp_error(e),
+        };
+        for packet in RtcpIter::new(&buf[..len]) {
+            let Ok(packet) = packet else { break };
+            match packet.typed() {
+                Ok(Rtcp::Pli(_) | Rtcp::Fir(_)) => {
+                    if let Some(track) = packet
+                        .media_ssrc()
+                        .and_then(|m| self.subscribed_track(slot_idx, m))
+                    {
+                        self.request_keyframe(track, tx, now);
+                    } else if let Ok(Rtcp::Fir(fir)) = packet.typed() {
+                        for entry in fir.entries() {
+                            if let Some(track) = self.subscribed_track(slot_idx, entry.ssrc) {
+                                self.request_keyframe(track, tx, now);
+                            }
+                        }
+                    }
+                }
+                Ok(Rtcp::Nack(nack)) => {
+                    if let Some(media) = packet.media_ssrc() {
+                        for lost in nack.lost() {
+                            self.retransmit(slot_idx, media, lost, tx);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The track a subscriber session receives under `ssrc`.
+    fn subscribed_track(&self, slot_idx: usize, ssrc: u32) -> Option<TrackId> {
+        let session = self.sessions[slot_idx].as_ref()?;
+        session.subscribed.iter().copied().find(|t| {
+            self.tracks.get(t).is_some_and(|tr| {
+                tr.subscribers
+                    .iter()
+                    .any(|s| s.session == slot_idx && s.params.ssrc == ssrc)
+            })
+        })
+    }
+
+    fn retransmit(
+        &mut self,
+        slot_idx: usize,
+        media_ssrc: u32,
+        subscriber_seq: u16,
+        tx: &mut SendQueue,
+    ) {
+        let Some(track_id) = self.subscribed_track(slot_idx, media_ssrc) else {
+            return;
+        };
+        let Some(track) = self.tracks.get_mut(&track_id) else {
+            return;
+        };
+        let Some(sub) = track
+            .subscribers
+            .iter()
+            .find(|s| s.session == slot_idx && s.params.ssrc == media_ssrc)
+        else {
+            return;
+        };
+        let Some(cached) = track.cache.get(sub.publisher_seq(subscriber_seq)) else {
+            self.counters.nack_misses += 1;
+            return;
+        };
+        let Some(session) = self.sessions[slot_idx].as_mut() else {
+            return;
+        };
+        let (Some(addr), Some(ctx)) = (session.addr, session.srtp_tx.as_mut()) else {
+            return;
+        };
+        let Some(out) = tx.slot() else {
+            self.counters.send_queue_full += 1;
+            return;
+        };
+        out[..cached.len()].copy_from_slice(cached);
+        sub.rewrite(&mut out[..cached.len()]);
+        // Same SSRC and sequence number as the original: for SRTP this is a new packet index
+        // only if the sender context has not moved past it, which the ROC estimate handles.
+        match ctx.protect_rtp(out, cached.len()) {
+            Ok(n) => {
+                tx.commit(n, addr);
+                self.counters.nack_retransmits += 1;
+                self.counters.packets_out += 1;
+                self.counters.bytes_out += n as u64;
+            }
+            Err(e) => self.count_srtp_error(e),
+        }
+    }
+
+    /// Asks a track's publisher for a keyframe, at most once per 500 ms per track.
+    fn request_keyframe(&mut self, track_id: TrackId, tx: &mut SendQueue, now: Instant) {
+        let Some(track) = self.tracks.get_mut(&track_id) else {
+            return;
+        };
+        if track.kind != MediaKind::Video {
+            return;
+        }
+        if track
+            .last_keyframe_request
+            .is_some_and(|t| now.duration_since(t) < KEYFRAME_MIN_INTERVAL)
+        {
+            self.counters.keyframe_suppressed += 1;
+            return;
+        }
+        track.last_keyframe_request = Some(now);
+        match track.origin {
+            Origin::Remote(w) => {
+                if self.peers[w]
+                    .try_send(Command::RequestKeyframe { track: track_id })
+                    .is_ok()
+                {
+                    self.pending_wake |= 1 << w;
+                }
+            }
+            Origin::Local(publisher) => {
+                let media = track.publisher_ssrc;
+                let Some(session) = self.sessions[publisher].as_mut() else {
+                    return;
+                };
+                let (Some(addr), Some(ctx)) = (session.addr, session.srtp_tx.as_mut()) else {
+                    return;
+                };
+                let Some(out) = tx.slot() else {
+                    self.counters.send_queue_full += 1;
+                    return;
+                };
+                let Ok(len) = rtcp::write_pli(out, self.relay_ssrc, media) else {
+                    return;
+                };
+                match ctx.protect_rtcp(out, len) {
+                    Ok(n) => {
+                        tx.commit(n, addr);
+                        self.counters.keyframe_requests += 1;
+                        self.counters.packets_out += 1;
+                        self.counters.bytes_out += n as u64;
+                    }
+                    Err(e) => self.count_srtp_error(e),
+                }
+            }
+        }
+    }
+
+    /// Sender reports to subscribers and receiver reports to publishers, once a second.
+    fn send_reports(&mut self, tx: &mut SendQueue, _now: Instant) {
+        let ntp = ntp_now();
+        for slot_idx in 0..self.sessions.len() {
+            let Some(session) = self.sessions[slot_idx].as_ref() else {
+                continue;
+            };
+            if session.addr.is_none() || session.srtp_tx.is_none() {
+                continue;
+            }
+            let Some(out) = tx.slot() else {
+                self.counters.send_queue_full += 1;
+                return;
+            };
+            let mut len = 0;
+            // SRs for what we send this session.
+            for t in &session.subscribed {
+                let Some(track) = self.tracks.get(t) else {
+                    continue;
+                };
+                for sub in track.subscribers.iter().filter(|s| s.session == slot_idx) {
+                    let info = rtcp::SenderInfo {
+                        ssrc: sub.params.ssrc,
+                        ntp_timestamp: ntp,
+                        rtp_timestamp: sub.last_rtp_ts,
+                        packet_count: sub.packets as u32,
+                        octet_count: sub.octets as u32,
+                    };
+                    if let Ok(n) = rtcp::write_sender_report(&mut out[len..1200], &info, &[]) {
+                        len += n;
+                    }
+                }
+            }
+            // An RR for what this session publishes to us.
+            let mut blocks = [rtcp::ReportBlock::default(); 8];
+            let mut nblocks = 0;
+            for (ssrc, t) in session.inbound.iter().take(8) {
+                let Some(track) = self.tracks.get(t) else {
+                    continue;
+                };
+                blocks[nblocks] = rtcp::ReportBlock {
+                    ssrc: *ssrc,
+                    highest_seq: track.highest_seq.unwrap_or(0) as u32,
+                    ..rtcp::ReportBlock::default()
+                };
+                nblocks += 1;
+            }
+            if nblocks > 0 || len == 0 {
+                if let Ok(n) = rtcp::write_receiver_report(
+                    &mut out[len..1200],
+                    self.relay_ssrc,
+                    &blocks[..nblocks],
+                ) {
+                    len += n;
+                }
+            }
+            if let Ok(n) = rtcp::write_sdes_cname(&mut out[len..1200], self.relay_ssrc, b"tern") {
+                len += n;
+            }
+            let Some(session) = self.sessions[slot_idx].as_mut() else {
+                continue;
+            };
+            let (Some(addr), Some(ctx)) = (session.addr, session.srtp_tx.as_mut()) else {
+                continue;
+            };
+            match ctx.protect_rtcp(out, len) {
+                Ok(n) => {
+                    tx.commit(n, addr);
+                    self.counters.reports_sent += 1;
+                    self.counters.packets_out += 1;
+                    self.counters.bytes_out += n as u64;
+                }
+                Err(e) => self.count_srtp_error(e),
+            }
+        }
+    }
+
+    fn housekeeping(&mut self, now: Instant) {
+        let mut expired = Vec::new();
+        for s in self.sessions.iter().flatten() {
+            if s.consent.expired(now) {
+                expired.push(s.id);
+            }
+        }
+        for id in expired {
+            self.counters.consent_expired += 1;
+            self.remove_session(id);
+            let _ = self.events.try_send(Event::ConsentExpired { session: id });
+        }
+        self.counters.sessions = self.by_id.len() as u64;
+    }
+
+    fn handle_commands(&mut self, commands: &Receiver<Command>, tx: &mut SendQueue, now: Instant) {
+        for _ in 0..COMMANDS_PER_TURN {
+            let Ok(cmd) = commands.try_recv() else { break };
+            self.command(cmd, tx, now);
+        }
+    }
+
+    fn command(&mut self, cmd: Command, tx: &mut SendQueue, now: Instant) {
+        match cmd {
+            Command::AddSession { id, ice } => {
+                if self.by_id.contains_key(&id) {
+                    return;
+                }
+                let ufrag: Box<[u8]> = ice.local_ufrag.as_bytes().into();
+                let session = Session {
+                    id,
+                    ice,
+                    consent: Consent::new(now, self.consent_timeout),
+                    addr: None,
+                    srtp_rx: None,
+                    srtp_tx: None,
+                    inbound: Vec::new(),
+                    subscribed: Vec::new(),
+                };
+                let slot = match self.free_slots.pop() {
+                    Some(i) => {
+                        self.sessions[i] = Some(session);
+                        i
+                    }
+                    None => {
+                        self.sessions.push(Some(session));
+                        self.sessions.len() - 1
+                    }
+                };
+                self.by_id.insert(id, slot);
+                self.by_ufrag.insert(ufrag, slot);
+                self.counters.sessions = self.by_id.len() as u64;
+            }
+            Command::RemoveSession { id } => self.remove_session(id),
+            Command::SetKeys { session, keys } => {
+                let Some(s) = self.session_mut(session) else {
+                    return;
+                };
+                let rx = SrtpContext::new(keys.profile, &keys.remote_key, &keys.remote_salt);
+                let txc = SrtpContext::new(keys.profile, &keys.local_key, &keys.local_salt);
+                match (rx, txc) {
+                    (Ok(rx), Ok(txc)) => {
+                        s.srtp_rx = Some(rx);
+                        s.srtp_tx = Some(txc);
+                    }
+                    _ => {
+                        let _ = self.events.try_send(Event::Error {
+                            session,
+                            reason: "bad SRTP key length",
+                        });
+                    }
+                }
+            }
+            Command::Publish {
+                session,
+                track,
+                ssrc,
+                kind,
+            } => {
+                let Some(&slot) = self.by_id.get(&session) else {
+                    return;
+                };
+                if let Some(s) = self.sessions[slot].as_mut() {
+                    s.inbound.retain(|(x, _)| *x != ssrc);
+                    s.inbound.push((ssrc, track));
+                }
+                let nack_cache = self.nack_cache;
+                let t = self.tracks.entry(track).or_insert_with(|| Track {
+                    kind,
+                    origin: Origin::Local(slot),
+                    publisher_ssrc: ssrc,
+                    subscribers: Vec::new(),
+                    remote_workers: 0,
+                    cache: RetransmitCache::new(nack_cache),
+                    last_keyframe_request: None,
+                    highest_seq: None,
+                    received: 0,
+                });
+                t.origin = Origin::Local(slot);
+                t.publisher_ssrc = ssrc;
+                t.kind = kind;
+            }
+            Command::Subscribe {
+                session,
+                track,
+                origin_worker,
+                kind,
+                publisher_ssrc,
+                params,
+            } => {
+                let Some(&slot) = self.by_id.get(&session) else {
+                    return;
+                };
+                let nack_cache = self.nack_cache;
+                let origin = if origin_worker == self.id {
+                    None
+                } else {
+                    Some(Origin::Remote(origin_worker))
+                };
+                let t = self.tracks.entry(track).or_insert_with(|| Track {
+                    kind,
+                    origin: origin.unwrap_or(Origin::Remote(origin_worker)),
+                    publisher_ssrc,
+                    subscribers: Vec::new(),
+                    remote_workers: 0,
+                    cache: RetransmitCache::new(nack_cache),
+                    last_keyframe_request: None,
+                    highest_seq: None,
+                    received: 0,
+                });
+                t.subscribers.retain(|s| s.session != slot);
+                t.subscribers.push(Subscription {
+                    session: slot,
+                    params,
+                    packets: 0,
+                    octets: 0,
+                    last_rtp_ts: 0,
+                });
+                if let Some(s) = self.sessions[slot].as_mut() {
+                    if !s.subscribed.contains(&track) {
+                        s.subscribed.push(track);
+                    }
+                }
+                // A new subscriber needs a keyframe to start decoding.
+                self.request_keyframe(track, tx, now);
+            }
+            Command::Unsubscribe { session, track } => {
+                let Some(&slot) = self.by_id.get(&session) else {
+                    return;
+                };
+                self.unsubscribe_slot(slot, track);
+            }
+            Command::SetRemoteWorker {
+                track,
+                worker,
+                subscribed,
+            } => {
+                if let Some(t) = self.tracks.get_mut(&track) {
+                    if subscribed {
+                        t.remote_workers |= 1 << worker;
+                    } else {
+                        t.remote_workers &= !(1 << worker);
+                    }
+                }
+            }
+            Command::RequestKeyframe { track } => self.request_keyframe(track, tx, now),
+            Command::SendDtls { session, data } => {
+                let Some(s) = self.session(session) else {
+                    return;
+                };
+                let Some(addr) = s.addr else {
+                    self.counters.dtls_dropped += 1;
+                    return;
+                };
+                let Some(out) = tx.slot() else {
+                    self.counters.send_queue_full += 1;
+                    return;
+                };
+                if data.len() <= out.len() {
+                    out[..data.len()].copy_from_slice(&data);
+                    tx.commit(data.len(), addr);
+                    self.counters.packets_out += 1;
+                    self.counters.bytes_out += data.len() as u64;
+                }
+            }
+        }
+    }
+
+    fn session(&self, id: SessionId) -> Option<&Session> {
+        self.by_id.get(&id).and_then(|&i| self.sessions[i].as_ref())
+    }
+
+    fn session_mut(&mut self, id: SessionId) -> Option<&mut Session> {
+        let i = *self.by_id.get(&id)?;
+        self.sessions[i].as_mut()
+    }
+
+    fn unsubscribe_slot(&mut self, slot: usize, track: TrackId) {
+        if let Some(t) = self.tracks.get_mut(&track) {
+            t.subscribers.retain(|s| s.session != slot);
+            if t.subscribers.is_empty() && matches!(t.origin, Origin::Remote(_)) {
+                self.tracks.remove(&track);
+            }
+        }
+        if let Some(s) = self.sessions[slot].as_mut() {
+            s.subscribed.retain(|t| *t != track);
+        }
+    }
+
+    fn remove_session(&mut self, id: SessionId) {
+        let Some(slot) = self.by_id.remove(&id) else {
+            return;
+        };
+        let Some(session) = self.sessions[slot].take() else {
+            return;
+        };
+        self.free_slots.push(slot);
+        if let Some(addr) = session.addr {
+            self.by_addr.remove(&addr);
+        }
+        self.by_ufrag.remove(session.ice.local_ufrag.as_bytes());
+        for t in &session.subscribed {
+            self.unsubscribe_slot(slot, *t);
+        }
+        for (_, t) in &session.inbound {
+            self.tracks.remove(t);
+        }
+        self.counters.sessions = self.by_id.len() as u64;
+    }
+}
+
+/// The current wall-clock time as a 64-bit NTP timestamp (for sender reports).
+fn ntp_now() -> u64 {
+    const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = d.as_secs() + NTP_UNIX_OFFSET;
+    let frac = (u64::from(d.subsec_nanos()) << 32) / 1_000_000_000;
+    (secs << 32) | frac
+}

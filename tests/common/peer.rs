@@ -1,0 +1,272 @@
+//! A test WebRTC peer over a real UDP socket: ICE (controlling) Binding requests built with
+//! `wire::stun`, SRTP with its own contexts, and a relay harness that installs sessions and
+//! keys straight into the datapath, as the slow path will.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use tern::datapath::{Command, Datapath, MediaKind, SessionKeys, SubscriptionParams};
+use tern::ice::IceCredentials;
+use tern::srtp::{Profile, SrtpContext};
+use tern::wire::stun::{StunClass, StunMessage, StunWriter, METHOD_BINDING};
+
+pub const PROFILE: Profile = Profile::AeadAes128Gcm;
+
+/// A peer with its socket, the relay session it talks to and its SRTP state.
+pub struct Peer {
+    pub sock: UdpSocket,
+    pub relay: SocketAddr,
+    pub session: u64,
+    pub worker: usize,
+    pub ice: IceCredentials,
+    /// Protects what the peer sends (the relay's remote key).
+    pub tx: SrtpContext,
+    /// Unprotects what the relay sends (the relay's local key).
+    pub rx: SrtpContext,
+    txid: u8,
+}
+
+fn keys_for(session: u64) -> SessionKeys {
+    let k = |tag: u8| {
+        (0..PROFILE.key_len())
+            .map(|i| tag ^ (session as u8).wrapping_mul(31) ^ i as u8)
+            .collect::<Vec<u8>>()
+    };
+    let s = |tag: u8| {
+        (0..PROFILE.salt_len())
+            .map(|i| tag ^ (session as u8) ^ (i as u8).wrapping_mul(7))
+            .collect::<Vec<u8>>()
+    };
+    SessionKeys {
+        profile: PROFILE,
+        local_key: k(0x11),
+        local_salt: s(0x22),
+        remote_key: k(0x33),
+        remote_salt: s(0x44),
+    }
+}
+
+impl Peer {
+    /// Installs session `session` on `worker` (with keys if `with_keys`) and binds a socket for it.
+    pub fn install(dp: &Datapath, worker: usize, session: u64, with_keys: bool) -> Peer {
+        let ice = IceCredentials {
+            local_ufrag: format!("relay{session}"),
+            local_pwd: format!("relay-password-for-session-{session}"),
+            remote_ufrag: format!("peer{session}"),
+        };
+        dp.send(
+            worker,
+            Command::AddSession {
+                id: session,
+                ice: ice.clone(),
+            },
+        )
+        .unwrap();
+        let keys = keys_for(session);
+        if with_keys {
+            dp.send(
+                worker,
+                Command::SetKeys {
+                    session,
+                    keys: keys.clone(),
+                },
+            )
+            .unwrap();
+        }
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let tx = SrtpContext::new(PROFILE, &keys.remote_key, &keys.remote_salt).unwrap();
+        let rx = SrtpContext::new(PROFILE, &keys.local_key, &keys.local_salt).unwrap();
+        Peer {
+            sock,
+            relay: dp.local_addr(worker),
+            session,
+            worker,
+            ice,
+            tx,
+            rx,
+            txid: 0,
+        }
+    }
+
+    /// A Binding request as a controlling ICE agent would send it, signed with `pwd`.
+    pub fn binding_request(
+        &mut self,
+        pwd: Option<&str>,
+        ufrag: Option<&str>,
+        nominate: bool,
+    ) -> Vec<u8> {
+        self.txid = self.txid.wrapping_add(1);
+        let mut buf = vec![0u8; 200];
+        let mut w = StunWriter::new(
+            &mut buf,
+            StunClass::Request,
+            METHOD_BINDING,
+            &[self.txid; 12],
+        )
+        .unwrap();
+        let username = format!(
+            "{}:{}",
+            ufrag.unwrap_or(&self.ice.local_ufrag),
+            self.ice.remote_ufrag
+        );
+        w.username(username.as_bytes()).unwrap();
+        w.priority(1_853_824_767).unwrap();
+        w.ice_controlling(0x1234_5678).unwrap();
+        if nominate {
+            w.use_candidate().unwrap();
+        }
+        let n = match pwd {
+            Some(p) => w.finish_with_integrity(p.as_bytes()).unwrap(),
+            None => w.finish_with_fingerprint().unwrap(),
+        };
+        buf.truncate(n);
+        buf
+    }
+
+    /// Sends a correct nominating Binding request and waits for the verified response.
+    pub fn connect(&mut self) {
+        let pwd = self.ice.local_pwd.clone();
+        for _ in 0..20 {
+            let req = self.binding_request(Some(&pwd), None, true);
+            self.sock.send_to(&req, self.relay).unwrap();
+            let deadline = Instant::now() + Duration::from_millis(250);
+            while let Some(resp) = self.recv_raw(deadline) {
+                let Ok(msg) = StunMessage::parse(&resp) else {
+                    continue;
+                };
+                if msg.class() == StunClass::SuccessResponse {
+                    assert!(
+                        msg.verify_integrity(pwd.as_bytes()),
+                        "response signed with our session's password"
+                    );
+                    assert!(msg.verify_fingerprint());
+                    assert_eq!(
+                        msg.xor_mapped_address(),
+                        Some(self.sock.local_addr().unwrap())
+                    );
+                    return;
+                }
+            }
+        }
+        panic!(
+            "session {} never answered a valid Binding request",
+            self.session
+        );
+    }
+
+    /// Next datagram before `deadline`.
+    pub fn recv_raw(&self, deadline: Instant) -> Option<Vec<u8>> {
+        let mut buf = [0u8; 2048];
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            self.sock
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .unwrap();
+            match self.sock.recv_from(&mut buf) {
+                Ok((n, from)) if from == self.relay => return Some(buf[..n].to_vec()),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Sends RTP (protected with the peer's key).
+    pub fn send_rtp(&mut self, ssrc: u32, seq: u16, ts: u32, payload: &[u8]) {
+        let mut buf = vec![0x80, 96];
+        buf.extend_from_slice(&seq.to_be_bytes());
+        buf.extend_from_slice(&ts.to_be_bytes());
+        buf.extend_from_slice(&ssrc.to_be_bytes());
+        buf.extend_from_slice(payload);
+        let len = buf.len();
+        buf.resize(len + PROFILE.rtp_overhead(), 0);
+        let n = self.tx.protect_rtp(&mut buf, len).unwrap();
+        self.sock.send_to(&buf[..n], self.relay).unwrap();
+    }
+
+    /// Sends an RTCP compound packet (protected).
+    pub fn send_rtcp(&mut self, plain: &[u8]) {
+        let mut buf = plain.to_vec();
+        buf.resize(plain.len() + PROFILE.rtcp_overhead(), 0);
+        let n = self.tx.protect_rtcp(&mut buf, plain.len()).unwrap();
+        self.sock.send_to(&buf[..n], self.relay).unwrap();
+    }
+
+    /// The next RTP packet (decrypted), skipping RTCP and STUN, before `deadline`.
+    pub fn recv_rtp(&mut self, deadline: Instant) -> Option<Vec<u8>> {
+        while let Some(mut d) = self.recv_raw(deadline) {
+            if d.len() > 1 && d[0] >> 6 == 2 && !(192..=223).contains(&d[1]) {
+                let n = self
+                    .rx
+                    .unprotect_rtp(&mut d)
+                    .expect("relay's SRTP verifies with the session key");
+                d.truncate(n);
+                return Some(d);
+            }
+        }
+        None
+    }
+
+    /// The next RTCP compound (decrypted), skipping everything else, before `deadline`.
+    pub fn recv_rtcp(&mut self, deadline: Instant) -> Option<Vec<u8>> {
+        while let Some(mut d) = self.recv_raw(deadline) {
+            if d.len() > 1 && d[0] >> 6 == 2 && (192..=223).contains(&d[1]) {
+                let n = self
+                    .rx
+                    .unprotect_rtcp(&mut d)
+                    .expect("relay's SRTCP verifies");
+                d.truncate(n);
+                return Some(d);
+            }
+        }
+        None
+    }
+}
+
+/// Publishes `track` (SSRC `ssrc`) from `publisher` and subscribes every peer in `subs` to it,
+/// each under SSRC `0x5000 + session`.
+pub fn wire_up(
+    dp: &Datapath,
+    publisher: &Peer,
+    track: u32,
+    ssrc: u32,
+    kind: MediaKind,
+    subs: &[&Peer],
+) {
+    dp.send(
+        publisher.worker,
+        Command::Publish {
+            session: publisher.session,
+            track,
+            ssrc,
+            kind,
+        },
+    )
+    .unwrap();
+    for s in subs {
+        let params = SubscriptionParams::with_ssrc(0x5000 + s.session as u32);
+        dp.subscribe(
+            s.worker,
+            s.session,
+            track,
+            publisher.worker,
+            kind,
+            ssrc,
+            params,
+        )
+        .unwrap();
+    }
+}
+
+/// Waits until `f` holds or `timeout` passes.
+pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    f()
+}
