@@ -154,18 +154,28 @@ mod tests {
     fn buffers_come_back_only_when_every_consumer_is_done() {
         let mut pool = PacketPool::new(2);
         let a = pool.fill(b"one").unwrap();
-        let consumer = Arc::clone(&a);
+        let consumer_a = Arc::clone(&a);
         pool.keep(a);
         let b = pool.fill(b"two").unwrap();
+        let consumer_b = Arc::clone(&b);
         pool.keep(b);
         assert!(
             pool.fill(b"three").is_none(),
-            "both in flight; the consumer holds the first"
+            "both in flight, each held by a consumer"
         );
-        assert_eq!(consumer.bytes(), b"one");
-        drop(consumer);
-        let c = pool.fill(b"three").unwrap();
+        drop(consumer_b);
+        let c = pool.fill(b"three").expect("the second came back");
         assert_eq!(c.bytes(), b"three");
+        let _consumer_c = Arc::clone(&c);
+        pool.keep(c);
+        assert!(pool.fill(b"four").is_none(), "the first is still held");
+        assert_eq!(
+            consumer_a.bytes(),
+            b"one",
+            "a held buffer is never overwritten"
+        );
+        drop(consumer_a);
+        assert_eq!(pool.fill(b"four").unwrap().bytes(), b"four");
     }
 
     #[test]

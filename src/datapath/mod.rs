@@ -34,6 +34,19 @@ pub type SessionId = u64;
 /// A track's id, unique across the relay, chosen by the slow path.
 pub type TrackId = u32;
 
+/// Where a published track lives, for subscribing to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrackRef {
+    /// The track.
+    pub id: TrackId,
+    /// The worker its publisher is on.
+    pub worker: usize,
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// The publisher's SSRC.
+    pub ssrc: u32,
+}
+
 /// Why the datapath could not start or take a command.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -272,34 +285,37 @@ impl Datapath {
         }
     }
 
-    /// Subscribes `session` (on worker `sub_worker`) to `track` published on `pub_worker`,
-    /// and tells the publisher's worker to copy the track's packets to `sub_worker`.
+    /// Subscribes `session` (on worker `sub_worker`) to a track, and tells the track's worker
+    /// to copy its packets to `sub_worker` when that is another worker.
     pub fn subscribe(
         &self,
         sub_worker: usize,
         session: SessionId,
-        track: TrackId,
-        pub_worker: usize,
-        kind: MediaKind,
-        publisher_ssrc: u32,
+        track: TrackRef,
         params: SubscriptionParams,
     ) -> Result<(), DatapathError> {
+        let TrackRef {
+            id,
+            worker,
+            kind,
+            ssrc,
+        } = track;
         self.send(
             sub_worker,
             Command::Subscribe {
                 session,
-                track,
-                origin_worker: pub_worker,
+                track: id,
+                origin_worker: worker,
                 kind,
-                publisher_ssrc,
+                publisher_ssrc: ssrc,
                 params,
             },
         )?;
-        if sub_worker != pub_worker {
+        if sub_worker != worker {
             self.send(
-                pub_worker,
+                worker,
                 Command::SetRemoteWorker {
-                    track,
+                    track: id,
                     worker: sub_worker,
                     subscribed: true,
                 },

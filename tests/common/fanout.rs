@@ -85,6 +85,10 @@ pub fn run(workers: usize, io: IoMode) -> tern::datapath::Counters {
             );
         }
     }
+    let expected = 50 * u64::from(PACKETS);
+    super::peer::eventually(Duration::from_secs(2), || {
+        dp.total_counters().media_out >= expected
+    });
     let counters = dp.total_counters();
     assert_eq!(dp.dead_workers(), Vec::<usize>::new());
     counters

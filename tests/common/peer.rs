@@ -5,7 +5,7 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use tern::datapath::{Command, Datapath, MediaKind, SessionKeys, SubscriptionParams};
+use tern::datapath::{Command, Datapath, MediaKind, SessionKeys, SubscriptionParams, TrackRef};
 use tern::ice::IceCredentials;
 use tern::srtp::{Profile, SrtpContext};
 use tern::wire::stun::{StunClass, StunMessage, StunWriter, METHOD_BINDING};
@@ -23,10 +23,12 @@ pub struct Peer {
     pub tx: SrtpContext,
     /// Unprotects what the relay sends (the relay's local key).
     pub rx: SrtpContext,
+    /// Sequence numbers to "lose" once on receipt (dropped before decryption, like the network).
+    pub lose: Vec<u16>,
     txid: u8,
 }
 
-fn keys_for(session: u64) -> SessionKeys {
+pub fn keys_for(session: u64) -> SessionKeys {
     let k = |tag: u8| {
         (0..PROFILE.key_len())
             .map(|i| tag ^ (session as u8).wrapping_mul(31) ^ i as u8)
@@ -86,6 +88,7 @@ impl Peer {
             ice,
             tx,
             rx,
+            lose: Vec::new(),
             txid: 0,
         }
     }
@@ -197,6 +200,11 @@ impl Peer {
     pub fn recv_rtp(&mut self, deadline: Instant) -> Option<Vec<u8>> {
         while let Some(mut d) = self.recv_raw(deadline) {
             if d.len() > 1 && d[0] >> 6 == 2 && !(192..=223).contains(&d[1]) {
+                let seq = u16::from_be_bytes([d[2], d[3]]);
+                if let Some(i) = self.lose.iter().position(|&l| l == seq) {
+                    self.lose.swap_remove(i);
+                    continue;
+                }
                 let n = self
                     .rx
                     .unprotect_rtp(&mut d)
@@ -246,16 +254,13 @@ pub fn wire_up(
     .unwrap();
     for s in subs {
         let params = SubscriptionParams::with_ssrc(0x5000 + s.session as u32);
-        dp.subscribe(
-            s.worker,
-            s.session,
-            track,
-            publisher.worker,
+        let track = TrackRef {
+            id: track,
+            worker: publisher.worker,
             kind,
             ssrc,
-            params,
-        )
-        .unwrap();
+        };
+        dp.subscribe(s.worker, s.session, track, params).unwrap();
     }
 }
 
