@@ -44,3 +44,43 @@ pub fn machine_summary() -> String {
         .unwrap_or(0);
     format!("{cpu}, {cores} cores, kernel {}", kernel.trim())
 }
+
+/// CPU time in ns a thread of this process has run: `tid` (from [`worker_tids`]) or, with
+/// `None`, the calling thread. Read from `/proc/.../schedstat`; 0 if unreadable.
+pub fn thread_cpu_ns(tid: Option<u32>) -> u64 {
+    let path = match tid {
+        Some(t) => format!("/proc/self/task/{t}/schedstat"),
+        None => "/proc/thread-self/schedstat".to_string(),
+    };
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// Thread ids of the datapath's worker threads `tern-worker-0 .. n-1`, in order.
+pub fn worker_tids(n: usize) -> Vec<u32> {
+    let mut found = vec![0u32; n];
+    if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
+        for entry in dir.flatten() {
+            let Some(tid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+            if let Some(i) = comm
+                .trim()
+                .strip_prefix("tern-worker-")
+                .and_then(|i| i.parse::<usize>().ok())
+            {
+                if i < n {
+                    found[i] = tid;
+                }
+            }
+        }
+    }
+    found
+}

@@ -149,6 +149,33 @@ pub fn answer_binding(
     Ok((len, info))
 }
 
+/// The controlling side of a check, for clients of a relay (tests, benchmarks, the load
+/// generator): a Binding request with USERNAME `remote_ufrag:local_ufrag`, PRIORITY,
+/// ICE-CONTROLLING, USE-CANDIDATE when `nominate`, MESSAGE-INTEGRITY keyed with the relay's
+/// password (omitted when `pwd` is `None`) and FINGERPRINT.
+pub fn write_binding_request(
+    out: &mut [u8],
+    transaction_id: &[u8; 12],
+    username: &[u8],
+    pwd: Option<&[u8]>,
+    nominate: bool,
+    tie_breaker: u64,
+) -> Result<usize, BindingError> {
+    let too_small = |_| BindingError::BufferTooSmall;
+    let mut w = StunWriter::new(out, StunClass::Request, METHOD_BINDING, transaction_id)
+        .map_err(too_small)?;
+    w.username(username).map_err(too_small)?;
+    w.priority(0x6e00_1eff).map_err(too_small)?;
+    w.ice_controlling(tie_breaker).map_err(too_small)?;
+    if nominate {
+        w.use_candidate().map_err(too_small)?;
+    }
+    match pwd {
+        Some(p) => w.finish_with_integrity(p).map_err(too_small),
+        None => w.finish_with_fingerprint().map_err(too_small),
+    }
+}
+
 /// Consent freshness (RFC 7675): alive while authenticated Binding requests keep arriving.
 #[derive(Debug, Clone, Copy)]
 pub struct Consent {

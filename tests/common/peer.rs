@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tern::datapath::{Command, Datapath, MediaKind, SessionKeys, SubscriptionParams, TrackRef};
 use tern::ice::IceCredentials;
 use tern::srtp::{Profile, SrtpContext};
-use tern::wire::stun::{StunClass, StunMessage, StunWriter, METHOD_BINDING};
+use tern::wire::stun::{StunClass, StunMessage};
 
 pub const PROFILE: Profile = Profile::AeadAes128Gcm;
 
@@ -102,28 +102,20 @@ impl Peer {
     ) -> Vec<u8> {
         self.txid = self.txid.wrapping_add(1);
         let mut buf = vec![0u8; 200];
-        let mut w = StunWriter::new(
-            &mut buf,
-            StunClass::Request,
-            METHOD_BINDING,
-            &[self.txid; 12],
-        )
-        .unwrap();
         let username = format!(
             "{}:{}",
             ufrag.unwrap_or(&self.ice.local_ufrag),
             self.ice.remote_ufrag
         );
-        w.username(username.as_bytes()).unwrap();
-        w.priority(1_853_824_767).unwrap();
-        w.ice_controlling(0x1234_5678).unwrap();
-        if nominate {
-            w.use_candidate().unwrap();
-        }
-        let n = match pwd {
-            Some(p) => w.finish_with_integrity(p.as_bytes()).unwrap(),
-            None => w.finish_with_fingerprint().unwrap(),
-        };
+        let n = tern::ice::write_binding_request(
+            &mut buf,
+            &[self.txid; 12],
+            username.as_bytes(),
+            pwd.map(str::as_bytes),
+            nominate,
+            0x1234_5678,
+        )
+        .unwrap();
         buf.truncate(n);
         buf
     }

@@ -1,0 +1,314 @@
+//! `relay-cost`: worker CPU time per egress packet of Tern's datapath against the floor, in one
+//! run, same machine, same packets, keys installed directly (no signalling).
+//!
+//! - `floor`: one thread doing what any relay must per egress packet: one AEAD seal (or CTR +
+//!   HMAC) and one `sendto`.
+//! - `tern-1w`: the datapath with one worker; `tern-2w`: two workers, subscribers split.
+//!
+//! CPU time comes from `/proc/<pid>/task/<tid>/schedstat` (ns on CPU) of the threads doing the
+//! work; the packet source runs on its own thread and is not counted. `--json` prints one object
+//! per line: {"impl","profile","fanout","cpu_ns_per_egress"}. `--quick` sends fewer packets.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use tern::datapath::{
+    Command, Datapath, DatapathConfig, IoMode, MediaKind, Placement, SessionKeys,
+    SubscriptionParams, TrackRef,
+};
+use tern::ice::IceCredentials;
+use tern::srtp::{Profile, SrtpContext};
+use tern_bench::{machine_summary, thread_cpu_ns, worker_tids};
+
+const PAYLOAD: usize = 1200 - 12;
+
+struct Args {
+    json: bool,
+    quick: bool,
+    fanouts: Vec<usize>,
+    profiles: Vec<Profile>,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        json: false,
+        quick: false,
+        fanouts: vec![1, 10, 50],
+        profiles: vec![Profile::AeadAes128Gcm, Profile::Aes128CmHmacSha1_80],
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--json" => a.json = true,
+            "--quick" => a.quick = true,
+            "--fanout" => {
+                let v = it.next().unwrap_or_default();
+                a.fanouts = v.split(',').filter_map(|x| x.trim().parse().ok()).collect();
+                if a.fanouts.is_empty() {
+                    eprintln!("relay-cost: --fanout takes a list like 1,10,50");
+                    std::process::exit(2);
+                }
+            }
+            "--profile" => {
+                let v = it.next().unwrap_or_default();
+                a.profiles = match v.as_str() {
+                    "gcm" => vec![Profile::AeadAes128Gcm],
+                    "cm80" => vec![Profile::Aes128CmHmacSha1_80],
+                    _ => {
+                        eprintln!("relay-cost: --profile is gcm or cm80");
+                        std::process::exit(2);
+                    }
+                };
+            }
+            other => {
+                eprintln!("relay-cost: unknown argument '{other}' (use --json, --quick, --fanout L, --profile P)");
+                std::process::exit(2);
+            }
+        }
+    }
+    a
+}
+
+fn rtp(seq: u16, payload: &[u8], buf: &mut [u8]) -> usize {
+    buf[0] = 0x80;
+    buf[1] = 96;
+    buf[2..4].copy_from_slice(&seq.to_be_bytes());
+    buf[4..8].copy_from_slice(&(u32::from(seq) * 90).to_be_bytes());
+    buf[8..12].copy_from_slice(&0xabcdu32.to_be_bytes());
+    buf[12..12 + payload.len()].copy_from_slice(payload);
+    12 + payload.len()
+}
+
+/// The floor: seal + sendto per egress packet, on this thread.
+fn floor(profile: Profile, egress: usize) -> f64 {
+    let sink = UdpSocket::bind("127.0.0.1:0").expect("sink");
+    let dst = sink.local_addr().expect("addr");
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("socket");
+    let mut ctx = SrtpContext::new(
+        profile,
+        &[7; 32][..profile.key_len()],
+        &[9; 14][..profile.salt_len()],
+    )
+    .expect("keys");
+    let payload = vec![0x5a; PAYLOAD];
+    let mut buf = [0u8; 1500];
+    let drain = std::thread::spawn(move || {
+        let mut b = [0u8; 2048];
+        sink.set_read_timeout(Some(Duration::from_millis(200))).ok();
+        while sink.recv(&mut b).is_ok() {}
+    });
+    let start = thread_cpu_ns(None);
+    for i in 0..egress {
+        let len = rtp(i as u16, &payload, &mut buf);
+        // The floor protects with the engine's bare primitive cost: a context protect is within
+        // a few percent of the raw seal (see srtp-bench), so this is a fair stand-in.
+        let n = ctx.protect_rtp(&mut buf, len).expect("seal");
+        let _ = sock.send_to(&buf[..n], dst);
+    }
+    let spent = thread_cpu_ns(None) - start;
+    drop(sock);
+    let _ = drain.join();
+    spent as f64 / egress as f64
+}
+
+struct Peer {
+    sock: UdpSocket,
+    relay: SocketAddr,
+}
+
+fn session_keys(profile: Profile) -> SessionKeys {
+    SessionKeys {
+        profile,
+        local_key: vec![1; profile.key_len()],
+        local_salt: vec![2; profile.salt_len()],
+        remote_key: vec![3; profile.key_len()],
+        remote_salt: vec![4; profile.salt_len()],
+    }
+}
+
+fn install(dp: &Datapath, worker: usize, id: u64, profile: Profile) -> Peer {
+    let ice = IceCredentials {
+        local_ufrag: format!("r{id}"),
+        local_pwd: format!("pw-{id}-0123456789abcdef"),
+        remote_ufrag: format!("p{id}"),
+    };
+    dp.send(
+        worker,
+        Command::AddSession {
+            id,
+            ice: ice.clone(),
+        },
+    )
+    .expect("add");
+    dp.send(
+        worker,
+        Command::SetKeys {
+            session: id,
+            keys: session_keys(profile),
+        },
+    )
+    .expect("keys");
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("peer socket");
+    sock.set_read_timeout(Some(Duration::from_millis(100))).ok();
+    let relay = dp.local_addr(worker);
+    let username = format!("{}:{}", ice.local_ufrag, ice.remote_ufrag);
+    let mut req = [0u8; 200];
+    let mut resp = [0u8; 2048];
+    for attempt in 0..50u8 {
+        let n = tern::ice::write_binding_request(
+            &mut req,
+            &[attempt; 12],
+            username.as_bytes(),
+            Some(ice.local_pwd.as_bytes()),
+            true,
+            1,
+        )
+        .expect("request");
+        sock.send_to(&req[..n], relay).expect("send");
+        if let Ok((m, _)) = sock.recv_from(&mut resp) {
+            if m > 0 && resp[0] < 4 {
+                return Peer { sock, relay };
+            }
+        }
+    }
+    panic!("relay-cost: session {id} never passed its connectivity check");
+}
+
+/// Tern with `workers` workers: CPU ns of the worker threads per egress packet.
+fn tern(profile: Profile, workers: usize, fanout: usize, egress_target: usize) -> f64 {
+    let cores = core_ids();
+    let placement = if cores.len() >= 2 && workers == 1 {
+        Placement::Fixed(vec![cores[1]])
+    } else {
+        Placement::Unbound(workers)
+    };
+    let cfg = DatapathConfig {
+        placement,
+        port_base: 0,
+        io: tern::datapath::IoConfig {
+            mode: IoMode::Auto,
+            ..Default::default()
+        },
+        ..DatapathConfig::default()
+    };
+    let dp = Datapath::start(cfg).expect("datapath");
+    let publisher = install(&dp, 0, 1, profile);
+    let subs: Vec<Peer> = (0..fanout)
+        .map(|i| install(&dp, i % workers, 100 + i as u64, profile))
+        .collect();
+    dp.send(
+        0,
+        Command::Publish {
+            session: 1,
+            track: 1,
+            ssrc: 0xabcd,
+            kind: MediaKind::Video,
+        },
+    )
+    .expect("publish");
+    for i in 0..fanout {
+        let track = TrackRef {
+            id: 1,
+            worker: 0,
+            kind: MediaKind::Video,
+            ssrc: 0xabcd,
+        };
+        dp.subscribe(
+            i % workers,
+            100 + i as u64,
+            track,
+            SubscriptionParams::with_ssrc(0x5000 + i as u32),
+        )
+        .expect("subscribe");
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let mut tx = SrtpContext::new(
+        profile,
+        &vec![3; profile.key_len()],
+        &vec![4; profile.salt_len()],
+    )
+    .expect("keys");
+    let payload = vec![0x5a; PAYLOAD];
+    let mut buf = [0u8; 1500];
+    let ingress = egress_target.div_ceil(fanout);
+    // Pace so the relay's socket never overflows: about 100k egress packets per second.
+    let gap = Duration::from_nanos((1_000_000_000u64 * fanout as u64) / 100_000);
+    let tids = worker_tids(workers);
+    let before: u64 = tids.iter().map(|&t| thread_cpu_ns(Some(t))).sum();
+    let out_before = dp.total_counters().media_out;
+    let t0 = Instant::now();
+    for i in 0..ingress {
+        let len = rtp(i as u16, &payload, &mut buf);
+        let n = tx.protect_rtp(&mut buf, len).expect("protect");
+        let _ = publisher.sock.send_to(&buf[..n], publisher.relay);
+        let due = t0 + gap * (i as u32 + 1);
+        while Instant::now() < due {
+            std::hint::spin_loop();
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let after: u64 = tids.iter().map(|&t| thread_cpu_ns(Some(t))).sum();
+    let egress = dp.total_counters().media_out - out_before;
+    drop(subs);
+    if egress == 0 {
+        eprintln!("relay-cost: no egress packets counted");
+        return f64::NAN;
+    }
+    (after - before) as f64 / egress as f64
+}
+
+fn core_ids() -> Vec<usize> {
+    let mut v: Vec<usize> = std::fs::read_dir("/sys/devices/system/cpu")
+        .map(|d| {
+            d.filter_map(|e| {
+                e.ok()?
+                    .file_name()
+                    .to_str()?
+                    .strip_prefix("cpu")?
+                    .parse()
+                    .ok()
+            })
+            .collect()
+        })
+        .unwrap_or_default();
+    v.sort_unstable();
+    v
+}
+
+fn main() {
+    let args = parse_args();
+    let egress = if args.quick { 20_000 } else { 100_000 };
+    let mut rows = Vec::new();
+    for &profile in &args.profiles {
+        for &fanout in &args.fanouts {
+            let f = floor(profile, egress);
+            let t1 = tern(profile, 1, fanout, egress);
+            let t2 = tern(profile, 2, fanout, egress);
+            for (imp, v) in [("floor", f), ("tern-1w", t1), ("tern-2w", t2)] {
+                if args.json {
+                    println!("{{\"impl\": \"{imp}\", \"profile\": \"{}\", \"fanout\": {fanout}, \"cpu_ns_per_egress\": {v:.1}}}", profile.name());
+                }
+            }
+            rows.push((profile, fanout, f, t1, t2));
+        }
+    }
+    if !args.json {
+        println!("# relay-cost: {}", machine_summary());
+        println!(
+            "{:<24} {:>6} {:>10} {:>10} {:>10} {:>12} {:>12}",
+            "profile", "fanout", "floor ns", "tern-1w", "tern-2w", "1w/floor", "2w/1w"
+        );
+        for (p, fanout, f, t1, t2) in rows {
+            println!(
+                "{:<24} {:>6} {:>10.1} {:>10.1} {:>10.1} {:>12.3} {:>12.3}",
+                p.name(),
+                fanout,
+                f,
+                t1,
+                t2,
+                t1 / f,
+                t2 / t1
+            );
+        }
+    }
+}
