@@ -6,5 +6,6 @@
 #![deny(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
+pub mod datapath;
 pub mod srtp;
 pub mod wire;
