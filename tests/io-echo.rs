@@ -27,17 +27,26 @@ fn echo_of_varied_sizes_is_byte_exact() {
                 pattern(batch * 25 + k, len, &mut sent);
                 c.send_to(&sent[..len], dst).unwrap();
             }
-            assert_eq!(pump_echo(&mut io, sizes.len()), sizes.len(), "{mode}: delivered");
+            assert_eq!(
+                pump_echo(&mut io, sizes.len()),
+                sizes.len(),
+                "{mode}: delivered"
+            );
             for (k, &len) in sizes.iter().enumerate() {
                 let (n, from) = c.recv_from(&mut back).expect("echo arrives");
                 assert_eq!(from, dst);
                 pattern(batch * 25 + k, len, &mut sent);
-                assert_eq!(&back[..n], &sent[..len], "{mode}: datagram {k} of batch {batch}");
+                assert_eq!(
+                    &back[..n],
+                    &sent[..len],
+                    "{mode}: datagram {k} of batch {batch}"
+                );
                 total += 1;
             }
         }
         // Reap the last send completions.
-        io.run_once(std::time::Duration::from_millis(10), echo).unwrap();
+        io.run_once(std::time::Duration::from_millis(10), echo)
+            .unwrap();
         let s = io.stats();
         assert_eq!(s.recv_packets, total, "{mode}: {s:?}");
         assert_eq!(s.send_packets, total, "{mode}: {s:?}");

@@ -381,6 +381,10 @@ impl UringIo {
             // registered ring's, which live there too.
             unsafe { self.push(&e)? };
             self.recv_armed = true;
+            // The first arm happens in `new`, before the ring is enabled; later ones are re-arms.
+            if self.enabled {
+                self.stats.recv_rearms += 1;
+            }
         }
         if !self.wake_armed {
             if let Some(wfd) = self.waker.as_ref().map(|w| w.fd()) {
