@@ -38,6 +38,8 @@ pub(super) struct MmsgIo {
     tx_addrs: Box<[RawAddr]>,
     tx_cmsgs: Box<[GsoCmsg]>,
     tx_groups: [usize; BATCH],
+    /// The last `recvmmsg` filled every header.
+    full_batch: bool,
 }
 
 // SAFETY: the raw pointers inside the preallocated headers point only into this struct's own
@@ -83,6 +85,7 @@ impl MmsgIo {
             tx_addrs: vec![RawAddr::zeroed(); BATCH].into_boxed_slice(),
             tx_cmsgs: (0..BATCH).map(|_| GsoCmsg::new()).collect(),
             tx_groups: [0; BATCH],
+            full_batch: false,
         };
         let base = io.rx_bufs.as_mut_ptr();
         for i in 0..BATCH {
@@ -102,10 +105,12 @@ impl MmsgIo {
         F: FnMut(&mut [u8], SocketAddr, &mut SendQueue),
     {
         self.flush(tx)?;
-        // Under load the socket is readable already: skip poll.
-        let n = self.recv_batch(tx, on_packet)?;
-        if n > 0 || timeout.is_zero() {
-            return Ok(n);
+        // After a full batch the socket probably holds more: read without polling first.
+        if self.full_batch || timeout.is_zero() {
+            let n = self.recv_batch(tx, on_packet)?;
+            if n > 0 || timeout.is_zero() {
+                return Ok(n);
+            }
         }
         let mut fds = [
             libc::pollfd {
@@ -172,6 +177,7 @@ impl MmsgIo {
             )
         };
         self.stats.submits += 1;
+        self.full_batch = r == BATCH as libc::c_int;
         if r < 0 {
             let e = io::Error::last_os_error();
             return match e.kind() {
