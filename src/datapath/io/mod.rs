@@ -33,6 +33,10 @@ pub use waker::Waker;
 pub const MAX_GSO_SEGMENTS: usize = 64;
 /// Largest total payload of one GSO send: the largest UDP payload over IPv4.
 pub const MAX_GSO_BYTES: usize = 65_507;
+/// Largest packet sent as a GSO segment: a UDP payload that fits a 1500-byte MTU over IPv6. The
+/// kernel refuses GSO segments larger than the path MTU, so bigger packets are sent singly rather
+/// than making one refusal disable GSO for good.
+pub const MAX_GSO_SEGMENT_SIZE: usize = 1452;
 
 /// Which backend [`UdpIo::new`] should use.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -403,5 +407,18 @@ mod tests {
             .to_string()
             .contains("buffer_size"));
         IoConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn memlock_error_says_how_to_raise_the_limit() {
+        let e = IoError::BufRingMemlock {
+            bytes: 16384,
+            limit: "64 KiB".to_owned(),
+            source: std::io::Error::from_raw_os_error(libc::ENOMEM),
+        };
+        let msg = e.to_string();
+        for part in ["RLIMIT_MEMLOCK", "64 KiB", "LimitMEMLOCK=", "ulimit -l"] {
+            assert!(msg.contains(part), "{msg:?} lacks {part}");
+        }
     }
 }

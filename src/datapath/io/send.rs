@@ -13,7 +13,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::{MAX_GSO_BYTES, MAX_GSO_SEGMENTS};
+use super::{MAX_GSO_BYTES, MAX_GSO_SEGMENTS, MAX_GSO_SEGMENT_SIZE};
 
 /// The send buffers. Shared (`Arc`) between the queue that hands slots out and the backend whose
 /// in-flight sends read them, so the memory outlives both whatever order they are dropped in.
@@ -181,12 +181,13 @@ impl SendQueue {
 
     /// How many packets from queue index `start` form one send: with `gso`, a run of packets to
     /// the same destination and of the same length (the last may be shorter), at most
-    /// `MAX_GSO_SEGMENTS` and `MAX_GSO_BYTES` in all; else 1. Returns (count, segment size).
+    /// `MAX_GSO_SEGMENTS` and `MAX_GSO_BYTES` in all, of at most `MAX_GSO_SEGMENT_SIZE` bytes
+    /// each; else 1. Returns (count, segment size).
     pub(super) fn group(&self, start: usize, gso: bool) -> (usize, u32) {
         let first = self.queue[start];
         let seg = first.len;
         let mut n = 1;
-        if !gso || seg == 0 {
+        if !gso || seg == 0 || seg as usize > MAX_GSO_SEGMENT_SIZE {
             return (1, seg);
         }
         let mut total = seg as usize;
@@ -287,6 +288,12 @@ mod tests {
         assert_eq!(s.group(0, true), (64, 1000));
         let s = q(&[(1400, 1); 100]);
         assert_eq!(s.group(0, true), (46, 1400)); // 46 * 1400 = 64400 <= 65507
+        let s = q(&[(1453, 1); 4]);
+        assert_eq!(
+            s.group(0, true),
+            (1, 1453),
+            "larger than a 1500-byte MTU: singly"
+        );
     }
 
     #[test]
