@@ -32,6 +32,16 @@ const REPORT_EVERY: Duration = Duration::from_secs(1);
 const KEYFRAME_MIN_INTERVAL: Duration = Duration::from_millis(500);
 const MAX_WAIT: Duration = Duration::from_millis(100);
 const COMMANDS_PER_TURN: usize = 256;
+/// Packets decrypted in one batch before they are fanned out (a large video frame).
+const STAGE_CAPACITY: usize = 64;
+const STAGED_PACKET_SIZE: usize = 1500;
+
+/// A decrypted packet waiting for this batch's fan-out.
+struct Staged {
+    track: TrackId,
+    len: usize,
+    data: Box<[u8; STAGED_PACKET_SIZE]>,
+}
 
 /// Everything a worker is started with.
 pub(crate) struct WorkerSetup {
@@ -84,6 +94,16 @@ pub(crate) fn run(setup: WorkerSetup) {
         counters: Counters::default(),
         latency: new_latency_histogram(),
         egress: 0,
+        stage: (0..STAGE_CAPACITY)
+            .map(|_| Staged {
+                track: 0,
+                len: 0,
+                data: Box::new([0; STAGED_PACKET_SIZE]),
+            })
+            .collect(),
+        staged: 0,
+        ring_batch: Vec::with_capacity(STAGE_CAPACITY),
+        ring_latency: Vec::with_capacity(STAGE_CAPACITY * 8),
         consent_timeout: setup.consent_timeout,
         nack_cache: setup.nack_cache,
     };
@@ -93,6 +113,7 @@ pub(crate) fn run(setup: WorkerSetup) {
     while !stop.load(Ordering::Relaxed) {
         let mut received: Option<Instant> = None;
         core.egress = 0;
+        // One submit per turn: the sends queued in the previous turn leave with this wait.
         let result = io.run_once(MAX_WAIT, |buf, src, tx| {
             let now = *received.get_or_insert_with(Instant::now);
             core.on_datagram(buf, src, tx, now);
@@ -102,24 +123,27 @@ pub(crate) fn run(setup: WorkerSetup) {
             eprintln!("tern: worker {id}: I/O error: {e}");
         }
         let now = received.unwrap_or_else(Instant::now);
-        core.drain_rings(&mut io.tx, now);
+        core.fanout_staged(&mut io.tx);
+        let local_egress = core.egress;
+        core.drain_rings(&mut io.tx);
         core.handle_commands(&commands, &mut io.tx, now);
         if now >= next_report {
             next_report = now + REPORT_EVERY;
             core.send_reports(&mut io.tx, now);
         }
-        if let Err(e) = io.flush() {
-            core.counters.send_errors += 1;
-            eprintln!("tern: worker {id}: send error: {e}");
-        }
         core.wake_peers();
         if core.egress > 0 {
+            // The queued sends are submitted by the next `run_once`, right after this.
             let sent = Instant::now();
-            if let Some(rx) = received {
-                let ns = sent.saturating_duration_since(rx).as_nanos() as u64;
-                let _ = core.latency.record_n(ns.max(1), core.egress);
+            if let (Some(rx), true) = (received, local_egress > 0) {
+                core.record_latency(sent, rx, local_egress);
+            }
+            for i in 0..core.ring_latency.len() {
+                let (rx, n) = core.ring_latency[i];
+                core.record_latency(sent, rx, n);
             }
         }
+        core.ring_latency.clear();
         core.counters.batches += 1;
         if now >= next_housekeeping {
             next_housekeeping = now + HOUSEKEEPING_EVERY;
@@ -159,6 +183,13 @@ struct Core {
     latency: Histogram<u64>,
     /// Media packets queued for sending in this batch.
     egress: u64,
+    /// This batch's decrypted packets, fanned out subscriber by subscriber once the batch is in.
+    stage: Vec<Staged>,
+    staged: usize,
+    /// Messages taken from the rings, fanned out the same way.
+    ring_batch: Vec<FanoutMsg>,
+    /// (receive time at the origin worker, egress packets) for ring-delivered media this turn.
+    ring_latency: Vec<(Instant, u64)>,
     consent_timeout: Duration,
     nack_cache: usize,
 }
@@ -311,67 +342,94 @@ impl Core {
                 None => self.counters.pool_empty += 1,
             }
         }
-        self.fanout_local(track_id, packet, tx);
-    }
-
-    fn fanout_local(&mut self, track_id: TrackId, packet: &[u8], tx: &mut SendQueue) {
-        let Some(track) = self.tracks.get_mut(&track_id) else {
-            return;
-        };
-        let payload_len =
-            (packet.len() - crate::wire::rtp::header_len(packet).unwrap_or(packet.len())) as u64;
-        let rtp_ts = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]);
-        for sub in &mut track.subscribers {
-            let Some(session) = self.sessions[sub.session].as_mut() else {
-                continue;
-            };
-            let (Some(addr), Some(ctx)) = (session.addr, session.srtp_tx.as_mut()) else {
-                self.counters.no_keys += 1;
-                continue;
-            };
-            let Some(out) = tx.slot() else {
-                self.counters.send_queue_full += 1;
-                continue;
-            };
-            if out.len() < packet.len() + ctx.profile().rtp_overhead() {
-                self.counters.srtp_errors += 1;
-                continue;
-            }
-            out[..packet.len()].copy_from_slice(packet);
-            sub.rewrite(&mut out[..packet.len()]);
-            match ctx.protect_rtp(out, packet.len()) {
-                Ok(n) => {
-                    tx.commit(n, addr);
-                    sub.packets += 1;
-                    sub.octets += payload_len;
-                    sub.last_rtp_ts = rtp_ts.wrapping_add(sub.params.ts_offset);
-                    self.counters.media_out += 1;
-                    self.counters.packets_out += 1;
-                    self.counters.bytes_out += n as u64;
-                    self.egress += 1;
-                }
-                Err(_) => self.counters.srtp_errors += 1,
-            }
+        if self.staged == STAGE_CAPACITY {
+            self.fanout_staged(tx);
+        }
+        if packet.len() <= STAGED_PACKET_SIZE {
+            let slot = &mut self.stage[self.staged];
+            slot.track = track_id;
+            slot.len = packet.len();
+            slot.data[..packet.len()].copy_from_slice(packet);
+            self.staged += 1;
+        } else {
+            self.counters.srtp_errors += 1;
         }
     }
 
-    fn drain_rings(&mut self, tx: &mut SendQueue, _now: Instant) {
+    fn record_latency(&mut self, sent: Instant, received: Instant, packets: u64) {
+        let ns = sent.saturating_duration_since(received).as_nanos() as u64;
+        let _ = self.latency.record_n(ns.max(1), packets);
+    }
+
+    /// Fans out this batch's staged packets, track by track and subscriber by subscriber, so a
+    /// burst to one subscriber leaves as consecutive sends (one UDP GSO send).
+    fn fanout_staged(&mut self, tx: &mut SendQueue) {
+        let n = std::mem::take(&mut self.staged);
+        let stage = &self.stage[..n];
+        let mut fan = Fanout {
+            tracks: &mut self.tracks,
+            sessions: &mut self.sessions,
+            counters: &mut self.counters,
+        };
+        for i in 0..n {
+            let track = stage[i].track;
+            if stage[..i].iter().any(|s| s.track == track) {
+                continue; // already sent with the first packet of its track
+            }
+            let packets = stage[i..]
+                .iter()
+                .filter(|s| s.track == track)
+                .map(|s| &s.data[..s.len]);
+            self.egress += fan.send(track, packets, tx);
+        }
+    }
+
+    /// Packets other workers sent us: cache them, then fan out as a batch.
+    fn drain_rings(&mut self, tx: &mut SendQueue) {
         for from in 0..self.wakers.len() {
             if from == self.id {
                 continue;
             }
-            while let Some(msg) = self.rings.ring(from, self.id).pop() {
-                self.counters.ring_in += 1;
-                let packet = msg.packet.bytes();
-                if let Some(track) = self.tracks.get_mut(&msg.track) {
-                    if packet.len() >= 4 {
+            loop {
+                while self.ring_batch.len() < STAGE_CAPACITY {
+                    let Some(msg) = self.rings.ring(from, self.id).pop() else {
+                        break;
+                    };
+                    self.counters.ring_in += 1;
+                    let packet = msg.packet.bytes();
+                    if let Some(track) = self.tracks.get_mut(&msg.track) {
                         track
                             .cache
                             .store(u16::from_be_bytes([packet[2], packet[3]]), packet);
                     }
+                    self.ring_batch.push(msg);
                 }
-                self.fanout_local(msg.track, packet, tx);
-                drop(msg);
+                if self.ring_batch.is_empty() {
+                    break;
+                }
+                let batch = &self.ring_batch;
+                let mut fan = Fanout {
+                    tracks: &mut self.tracks,
+                    sessions: &mut self.sessions,
+                    counters: &mut self.counters,
+                };
+                for i in 0..batch.len() {
+                    let track = batch[i].track;
+                    if batch[..i].iter().any(|m| m.track == track) {
+                        continue;
+                    }
+                    let packets = batch[i..]
+                        .iter()
+                        .filter(|m| m.track == track)
+                        .map(|m| m.packet.bytes());
+                    let sent = fan.send(track, packets, tx);
+                    self.egress += sent;
+                    if sent > 0 && self.ring_latency.len() < self.ring_latency.capacity() {
+                        self.ring_latency.push((batch[i].received, sent));
+                    }
+                }
+                // Dropping the messages releases our references to the shared buffers.
+                self.ring_batch.clear();
             }
         }
         self.pool.reclaim();
@@ -850,6 +908,68 @@ impl Core {
             self.tracks.remove(t);
         }
         self.counters.sessions = self.by_id.len() as u64;
+    }
+}
+
+/// The parts of a worker that fan-out touches, borrowed apart from the packets being sent.
+struct Fanout<'a> {
+    tracks: &'a mut HashMap<TrackId, Track>,
+    sessions: &'a mut [Option<Session>],
+    counters: &'a mut Counters,
+}
+
+impl Fanout<'_> {
+    /// Sends every packet of `packets` (all of track `track_id`) to each local subscriber:
+    /// copy, rewrite, protect with the subscriber's key, queue. Returns the packets queued.
+    fn send<'p>(
+        &mut self,
+        track_id: TrackId,
+        packets: impl Iterator<Item = &'p [u8]> + Clone,
+        tx: &mut SendQueue,
+    ) -> u64 {
+        let Some(track) = self.tracks.get_mut(&track_id) else {
+            return 0;
+        };
+        let mut queued = 0;
+        for sub in &mut track.subscribers {
+            let Some(session) = self.sessions[sub.session].as_mut() else {
+                continue;
+            };
+            let (Some(addr), Some(ctx)) = (session.addr, session.srtp_tx.as_mut()) else {
+                self.counters.no_keys += 1;
+                continue;
+            };
+            let overhead = ctx.profile().rtp_overhead();
+            for packet in packets.clone() {
+                let Some(out) = tx.slot() else {
+                    self.counters.send_queue_full += 1;
+                    continue;
+                };
+                if out.len() < packet.len() + overhead
+                    || packet.len() < crate::wire::rtp::FIXED_HEADER_LEN
+                {
+                    self.counters.srtp_errors += 1;
+                    continue;
+                }
+                out[..packet.len()].copy_from_slice(packet);
+                sub.rewrite(&mut out[..packet.len()]);
+                let rtp_ts = u32::from_be_bytes([out[4], out[5], out[6], out[7]]);
+                match ctx.protect_rtp(out, packet.len()) {
+                    Ok(n) => {
+                        tx.commit(n, addr);
+                        sub.packets += 1;
+                        sub.octets += (packet.len() - crate::wire::rtp::FIXED_HEADER_LEN) as u64;
+                        sub.last_rtp_ts = rtp_ts;
+                        self.counters.media_out += 1;
+                        self.counters.packets_out += 1;
+                        self.counters.bytes_out += n as u64;
+                        queued += 1;
+                    }
+                    Err(_) => self.counters.srtp_errors += 1,
+                }
+            }
+        }
+        queued
     }
 }
 
