@@ -101,19 +101,19 @@ fn media(config: &Config, source: &Source<'_>) -> Result<(), ConfigError> {
 fn auth(config: &Config, source: &Source<'_>) -> Result<(), ConfigError> {
     let auth = &config.auth;
     match auth.algorithm {
-        JwtAlgorithm::Hs256 => {
-            match &auth.jwt_secret_file {
-                Some(path) => readable(source, "auth.jwt_secret_file", path)?,
-                None if std::env::var_os(JWT_SECRET_ENV).is_some() => {}
-                None => return Err(source.error_near(
+        JwtAlgorithm::Hs256 => match &auth.jwt_secret_file {
+            Some(path) => readable(source, "auth.jwt_secret_file", path)?,
+            None if std::env::var_os(JWT_SECRET_ENV).is_some() => {}
+            None => {
+                return Err(source.error_near(
                     "auth.jwt_secret_file",
                     "auth.algorithm",
                     format!(
                         "algorithm HS256 needs a secret: set jwt_secret_file or {JWT_SECRET_ENV}"
                     ),
-                )),
+                ))
             }
-        }
+        },
         JwtAlgorithm::EdDsa | JwtAlgorithm::Es256 => {
             if auth.public_key_files.is_empty() {
                 return Err(source.error_near(
