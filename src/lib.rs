@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
+pub mod config;
 pub mod datapath;
 pub mod ice;
 pub mod srtp;
