@@ -21,6 +21,8 @@ use tern::srtp::{Profile, SrtpContext};
 use tern_bench::{machine_summary, thread_cpu_ns, worker_tids};
 
 const PAYLOAD: usize = 1200 - 12;
+/// Packets per video frame burst.
+const FRAME: usize = 8;
 
 struct Args {
     json: bool,
@@ -231,19 +233,26 @@ fn tern(profile: Profile, workers: usize, fanout: usize, egress_target: usize) -
     let payload = vec![0x5a; PAYLOAD];
     let mut buf = [0u8; 1500];
     let ingress = egress_target.div_ceil(fanout);
-    // Pace so the relay's socket never overflows: about 100k egress packets per second.
-    let gap = Duration::from_nanos((1_000_000_000u64 * fanout as u64) / 100_000);
+    // Video-shaped input: frames of FRAME packets sent back to back, paced so the relay sends
+    // about 100k packets per second (sleeping between frames, so the source does not compete
+    // with the workers for the CPU).
+    let frames = ingress.div_ceil(FRAME);
+    let frame_gap = Duration::from_nanos((1_000_000_000u64 * (FRAME * fanout) as u64) / 100_000);
     let tids = worker_tids(workers);
     let before: u64 = tids.iter().map(|&t| thread_cpu_ns(Some(t))).sum();
     let out_before = dp.total_counters().media_out;
     let t0 = Instant::now();
-    for i in 0..ingress {
-        let len = rtp(i as u16, &payload, &mut buf);
-        let n = tx.protect_rtp(&mut buf, len).expect("protect");
-        let _ = publisher.sock.send_to(&buf[..n], publisher.relay);
-        let due = t0 + gap * (i as u32 + 1);
-        while Instant::now() < due {
-            std::hint::spin_loop();
+    let mut seq = 0u16;
+    for f in 0..frames {
+        for _ in 0..FRAME {
+            let len = rtp(seq, &payload, &mut buf);
+            seq = seq.wrapping_add(1);
+            let n = tx.protect_rtp(&mut buf, len).expect("protect");
+            let _ = publisher.sock.send_to(&buf[..n], publisher.relay);
+        }
+        let due = t0 + frame_gap * (f as u32 + 1);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
         }
     }
     std::thread::sleep(Duration::from_millis(300));
@@ -255,6 +264,11 @@ fn tern(profile: Profile, workers: usize, fanout: usize, egress_target: usize) -
         return f64::NAN;
     }
     (after - before) as f64 / egress as f64
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
 }
 
 fn core_ids() -> Vec<usize> {
@@ -278,12 +292,18 @@ fn core_ids() -> Vec<usize> {
 fn main() {
     let args = parse_args();
     let egress = if args.quick { 20_000 } else { 100_000 };
+    let reps = if args.quick { 1 } else { 3 };
     let mut rows = Vec::new();
     for &profile in &args.profiles {
         for &fanout in &args.fanouts {
-            let f = floor(profile, egress);
-            let t1 = tern(profile, 1, fanout, egress);
-            let t2 = tern(profile, 2, fanout, egress);
+            // Median of `reps` runs each, interleaved, so drift hits every implementation alike.
+            let (mut fs, mut t1s, mut t2s) = (Vec::new(), Vec::new(), Vec::new());
+            for _ in 0..reps {
+                fs.push(floor(profile, egress));
+                t1s.push(tern(profile, 1, fanout, egress));
+                t2s.push(tern(profile, 2, fanout, egress));
+            }
+            let (f, t1, t2) = (median(fs), median(t1s), median(t2s));
             for (imp, v) in [("floor", f), ("tern-1w", t1), ("tern-2w", t2)] {
                 if args.json {
                     println!("{{\"impl\": \"{imp}\", \"profile\": \"{}\", \"fanout\": {fanout}, \"cpu_ns_per_egress\": {v:.1}}}", profile.name());
