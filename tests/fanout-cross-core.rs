@@ -7,7 +7,7 @@ use tern::datapath::IoMode;
 
 #[test]
 fn fifty_subscribers_over_two_workers_get_every_packet() {
-    let c = common::fanout::run(2, IoMode::Auto);
+    let c = common::fanout::run(2, IoMode::Uring);
     assert_eq!(c.media_out, 50 * u64::from(common::fanout::PACKETS));
     assert_eq!(
         c.ring_in,

@@ -5,7 +5,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tern::datapath::{Datapath, DatapathConfig, IoMode, MediaKind};
+use tern::datapath::{Datapath, DatapathConfig, IoKind, IoMode, MediaKind};
 
 use super::peer::{wire_up, Peer};
 
@@ -21,7 +21,29 @@ fn payload(seq: u16) -> Vec<u8> {
 /// Runs the scenario on `workers` workers with subscribers spread round-robin; returns the
 /// relay's total counters for further checks.
 pub fn run(workers: usize, io: IoMode) -> tern::datapath::Counters {
+    if io == IoMode::Uring {
+        if let Err(missing) = tern::datapath::io::probe_uring() {
+            panic!("this test needs io_uring, and the kernel lacks: {missing}");
+        }
+    }
     let dp = Datapath::start(DatapathConfig::for_tests(workers, io)).expect("datapath starts");
+    let want = if io == IoMode::Mmsg {
+        IoKind::Mmsg
+    } else {
+        IoKind::Uring
+    };
+    for w in 0..workers {
+        assert_eq!(
+            dp.io_kind(w),
+            want,
+            "worker {w} runs the requested I/O backend"
+        );
+        assert_eq!(
+            dp.stats(w).io_mode,
+            want.as_str(),
+            "and reports it as a metric"
+        );
+    }
     let mut publisher = Peer::install(&dp, 0, 1, true);
     publisher.connect();
     let mut subs: Vec<Peer> = (0..50)
@@ -91,5 +113,14 @@ pub fn run(workers: usize, io: IoMode) -> tern::datapath::Counters {
     });
     let counters = dp.total_counters();
     assert_eq!(dp.dead_workers(), Vec::<usize>::new());
+    // Relay latency reaches the histograms the slow path reads (merged every 100 ms).
+    std::thread::sleep(Duration::from_millis(250));
+    let recorded: u64 = (0..workers)
+        .map(|w| dp.stats(w).latency_snapshot().len())
+        .sum();
+    assert!(
+        recorded >= expected,
+        "{recorded} latency samples for {expected} egress packets"
+    );
     counters
 }

@@ -1,0 +1,95 @@
+//! Per-subscription rewriting: SSRC, payload type, sequence number and timestamp are mapped
+//! into the subscriber's negotiated values, and a NACK in the subscriber's numbering is
+//! answered with the right packet.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::peer::Peer;
+use tern::datapath::{
+    Command, Datapath, DatapathConfig, IoMode, MediaKind, SubscriptionParams, TrackRef,
+};
+use tern::wire::rtcp;
+
+#[test]
+fn the_subscriber_sees_its_own_numbering() {
+    let dp = Datapath::start(DatapathConfig::for_tests(1, IoMode::Auto)).unwrap();
+    let mut publisher = Peer::install(&dp, 0, 1, true);
+    let mut sub = Peer::install(&dp, 0, 2, true);
+    publisher.connect();
+    sub.connect();
+    dp.send(
+        0,
+        Command::Publish {
+            session: 1,
+            track: 3,
+            ssrc: 0xaaaa,
+            kind: MediaKind::Video,
+        },
+    )
+    .unwrap();
+    let params = SubscriptionParams {
+        ssrc: 0xbbbb,
+        payload_types: vec![(96, 102)],
+        seq_offset: 1000,
+        ts_offset: 7,
+    };
+    dp.subscribe(
+        0,
+        2,
+        TrackRef {
+            id: 3,
+            worker: 0,
+            kind: MediaKind::Video,
+            ssrc: 0xaaaa,
+        },
+        params,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+
+    sub.lose = vec![65535u16.wrapping_add(1000)]; // the subscriber loses what it knows as seq 999
+    for seq in [65533u16, 65534, 65535, 0, 1] {
+        publisher.send_rtp(0xaaaa, seq, 90_000, format!("p{seq}").as_bytes());
+    }
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let p = sub
+            .recv_rtp(Instant::now() + Duration::from_secs(2))
+            .expect("relayed");
+        assert_eq!(p[1] & 0x7f, 102, "payload type mapped");
+        assert_eq!(
+            u32::from_be_bytes([p[4], p[5], p[6], p[7]]),
+            90_007,
+            "timestamp offset"
+        );
+        assert_eq!(
+            u32::from_be_bytes([p[8], p[9], p[10], p[11]]),
+            0xbbbb,
+            "SSRC"
+        );
+        let seq = u16::from_be_bytes([p[2], p[3]]);
+        let original = seq.wrapping_sub(1000);
+        assert_eq!(
+            &p[12..],
+            format!("p{original}").as_bytes(),
+            "sequence offset across the wrap"
+        );
+        seen.push(seq);
+    }
+    assert_eq!(seen, vec![997, 998, 1000, 1001]);
+
+    let mut nack = [0u8; 32];
+    let n = rtcp::write_nack_lost(&mut nack, 0x1, 0xbbbb, &[999]).unwrap();
+    sub.send_rtcp(&nack[..n]);
+    let p = sub
+        .recv_rtp(Instant::now() + Duration::from_secs(2))
+        .expect("retransmission");
+    assert_eq!(u16::from_be_bytes([p[2], p[3]]), 999);
+    assert_eq!(
+        &p[12..],
+        b"p65535",
+        "the subscriber's 999 is the publisher's 65535"
+    );
+}
