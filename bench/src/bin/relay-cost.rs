@@ -29,6 +29,8 @@ struct Args {
     quick: bool,
     fanouts: Vec<usize>,
     profiles: Vec<Profile>,
+    /// Egress packets per second the source aims for (default 200k: a busy worker).
+    rate: u64,
 }
 
 fn parse_args() -> Args {
@@ -37,6 +39,7 @@ fn parse_args() -> Args {
         quick: false,
         fanouts: vec![1, 10, 50],
         profiles: vec![Profile::AeadAes128Gcm, Profile::Aes128CmHmacSha1_80],
+        rate: 200_000,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -62,8 +65,14 @@ fn parse_args() -> Args {
                     }
                 };
             }
+            "--rate" => {
+                a.rate = it.next().and_then(|v| v.parse().ok()).filter(|&r| r > 0).unwrap_or_else(|| {
+                    eprintln!("relay-cost: --rate takes egress packets per second, e.g. 100000");
+                    std::process::exit(2);
+                });
+            }
             other => {
-                eprintln!("relay-cost: unknown argument '{other}' (use --json, --quick, --fanout L, --profile P)");
+                eprintln!("relay-cost: unknown argument '{other}' (use --json, --quick, --fanout L, --profile P, --rate N)");
                 std::process::exit(2);
             }
         }
@@ -177,7 +186,7 @@ fn install(dp: &Datapath, worker: usize, id: u64, profile: Profile) -> Peer {
 }
 
 /// Tern with `workers` workers: CPU ns of the worker threads per egress packet.
-fn tern(profile: Profile, workers: usize, fanout: usize, egress_target: usize) -> f64 {
+fn tern(profile: Profile, workers: usize, fanout: usize, egress_target: usize, rate: u64) -> f64 {
     let cores = core_ids();
     let placement = if cores.len() >= 2 && workers == 1 {
         Placement::Fixed(vec![cores[1]])
@@ -234,10 +243,10 @@ fn tern(profile: Profile, workers: usize, fanout: usize, egress_target: usize) -
     let mut buf = [0u8; 1500];
     let ingress = egress_target.div_ceil(fanout);
     // Video-shaped input: frames of FRAME packets sent back to back, paced so the relay sends
-    // about 100k packets per second (sleeping between frames, so the source does not compete
-    // with the workers for the CPU).
+    // `rate` packets per second (sleeping between frames, so the source does not compete with
+    // the workers for the CPU).
     let frames = ingress.div_ceil(FRAME);
-    let frame_gap = Duration::from_nanos((1_000_000_000u64 * (FRAME * fanout) as u64) / 100_000);
+    let frame_gap = Duration::from_nanos((1_000_000_000u64 * (FRAME * fanout) as u64) / rate);
     let tids = worker_tids(workers);
     let before: u64 = tids.iter().map(|&t| thread_cpu_ns(Some(t))).sum();
     let out_before = dp.total_counters().media_out;
@@ -300,8 +309,8 @@ fn main() {
             let (mut fs, mut t1s, mut t2s) = (Vec::new(), Vec::new(), Vec::new());
             for _ in 0..reps {
                 fs.push(floor(profile, egress));
-                t1s.push(tern(profile, 1, fanout, egress));
-                t2s.push(tern(profile, 2, fanout, egress));
+                t1s.push(tern(profile, 1, fanout, egress, args.rate));
+                t2s.push(tern(profile, 2, fanout, egress, args.rate));
             }
             let (f, t1, t2) = (median(fs), median(t1s), median(t2s));
             for (imp, v) in [("floor", f), ("tern-1w", t1), ("tern-2w", t2)] {
