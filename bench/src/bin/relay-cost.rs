@@ -66,10 +66,16 @@ fn parse_args() -> Args {
                 };
             }
             "--rate" => {
-                a.rate = it.next().and_then(|v| v.parse().ok()).filter(|&r| r > 0).unwrap_or_else(|| {
-                    eprintln!("relay-cost: --rate takes egress packets per second, e.g. 100000");
-                    std::process::exit(2);
-                });
+                a.rate = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&r| r > 0)
+                    .unwrap_or_else(|| {
+                        eprintln!(
+                            "relay-cost: --rate takes egress packets per second, e.g. 100000"
+                        );
+                        std::process::exit(2);
+                    });
             }
             other => {
                 eprintln!("relay-cost: unknown argument '{other}' (use --json, --quick, --fanout L, --profile P, --rate N)");
