@@ -282,21 +282,42 @@ impl Core {
         }
     }
 
-    fn on_rtp(&mut self, buf: &mut [u8], src: SocketAddr, tx: &mut SendQueue, now: Instant) {
+    /// The slot of the session whose ICE check `src` passed, after unprotecting `buf` in place
+    /// with that session's keys, and the plaintext length. Anything else is counted and `None`.
+    fn unprotect_from(
+        &mut self,
+        buf: &mut [u8],
+        src: SocketAddr,
+        rtcp: bool,
+    ) -> Option<(usize, usize)> {
         let Some(&slot_idx) = self.by_addr.get(&src) else {
             self.counters.unvalidated_source += 1;
-            return;
+            return None;
         };
-        let Some(session) = self.sessions[slot_idx].as_mut() else {
-            return;
-        };
-        let Some(rx) = session.srtp_rx.as_mut() else {
+        let Some(rx) = self.sessions[slot_idx].as_mut()?.srtp_rx.as_mut() else {
             self.counters.no_keys += 1;
+            return None;
+        };
+        let result = if rtcp {
+            rx.unprotect_rtcp(buf)
+        } else {
+            rx.unprotect_rtp(buf)
+        };
+        match result {
+            Ok(len) => Some((slot_idx, len)),
+            Err(e) => {
+                self.count_srtp_error(e);
+                None
+            }
+        }
+    }
+
+    fn on_rtp(&mut self, buf: &mut [u8], src: SocketAddr, tx: &mut SendQueue, now: Instant) {
+        let Some((slot_idx, len)) = self.unprotect_from(buf, src, false) else {
             return;
         };
-        let len = match rx.unprotect_rtp(buf) {
-            Ok(n) => n,
-            Err(e) => return self.count_srtp_error(e),
+        let Some(session) = self.sessions[slot_idx].as_ref() else {
+            return;
         };
         let ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
         let Some(track) = session.track_for(ssrc) else {
@@ -445,20 +466,8 @@ impl Core {
     }
 
     fn on_rtcp(&mut self, buf: &mut [u8], src: SocketAddr, tx: &mut SendQueue, now: Instant) {
-        let Some(&slot_idx) = self.by_addr.get(&src) else {
-            self.counters.unvalidated_source += 1;
+        let Some((slot_idx, len)) = self.unprotect_from(buf, src, true) else {
             return;
-        };
-        let Some(session) = self.sessions[slot_idx].as_mut() else {
-            return;
-        };
-        let Some(rx) = session.srtp_rx.as_mut() else {
-            self.counters.no_keys += 1;
-            return;
-        };
-        let len = match rx.unprotect_rtcp(buf) {
-            Ok(n) => n,
-            Err(e) => return self.count_srtp_error(e),
         };
         for packet in RtcpIter::new(&buf[..len]) {
             let Ok(packet) = packet else { break };

@@ -1,14 +1,7 @@
 //! Unit tests for `SrtpContext`: RFC 7714 vectors, round trips, replay and key lifetime.
 
 use super::*;
-
-fn hex(s: &str) -> Vec<u8> {
-    let s: String = s.split_whitespace().collect();
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
+use crate::srtp::hex;
 
 fn rtp_packet(ssrc: u32, seq: u16, payload: &[u8]) -> Vec<u8> {
     let mut p = vec![0x80, 96];

@@ -147,14 +147,7 @@ pub mod raw {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.split_whitespace().collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::srtp::hex;
 
     /// RFC 3711 Appendix B.2: the AES-CM keystream for a known key and counter.
     mod rfc3711_b2 {

@@ -140,14 +140,7 @@ fn prf_fill(prf: &AesCtr, master_salt: &[u8], label: u8, out: &mut [u8]) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.split_whitespace().collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::srtp::hex;
 
     /// RFC 3711 Appendix B.3: key derivation test vectors.
     mod rfc3711_b3 {

@@ -151,6 +151,16 @@ pub enum SrtpError {
     Backend,
 }
 
+/// Hex (whitespace allowed) to bytes, for the RFC vectors in this module's tests.
+#[cfg(test)]
+fn hex(s: &str) -> Vec<u8> {
+    let s: String = s.split_whitespace().collect();
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
