@@ -6,6 +6,7 @@
 pub mod demux;
 pub mod rtcp;
 pub mod rtp;
+pub mod sdp;
 pub mod stun;
 
 /// Why a packet could not be parsed or built. `Copy`, so the fast path can count it and drop.
