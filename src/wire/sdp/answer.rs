@@ -80,7 +80,10 @@ pub struct NegotiatedMedia {
 
 /// Payload-type rewrites for forwarding a publisher's track to a subscriber:
 /// `(publisher pt, subscriber pt)` for the primary codec and, when both have it, RTX.
-pub fn payload_type_map(publisher: &NegotiatedMedia, subscriber: &NegotiatedMedia) -> Vec<(u8, u8)> {
+pub fn payload_type_map(
+    publisher: &NegotiatedMedia,
+    subscriber: &NegotiatedMedia,
+) -> Vec<(u8, u8)> {
     let mut map = vec![(publisher.codec.payload_type, subscriber.codec.payload_type)];
     if let (Some(p), Some(s)) = (publisher.codec.rtx, subscriber.codec.rtx) {
         map.push((p, s));
@@ -94,7 +97,10 @@ enum Plan {
     /// Port 0, `a=inactive`.
     Rejected,
     /// Bundled, but no media flows.
-    Inactive { codec: Codec, extensions: Vec<Extmap> },
+    Inactive {
+        codec: Codec,
+        extensions: Vec<Extmap>,
+    },
     /// Media flows; `track_id` is set when we send (Subscribe).
     Active {
         media: NegotiatedMedia,
@@ -149,7 +155,10 @@ pub fn answer(offer: &Offer, params: &AnswerParams<'_>) -> Result<Answer, SdpErr
         if !section.rtcp_mux {
             return Err(SdpError::at(
                 section.line,
-                format!("mid {} has no a=rtcp-mux; the relay requires it", section.mid),
+                format!(
+                    "mid {} has no a=rtcp-mux; the relay requires it",
+                    section.mid
+                ),
             ));
         }
         let extensions = accepted_extensions(&section.extensions);
@@ -178,44 +187,45 @@ pub fn answer(offer: &Offer, params: &AnswerParams<'_>) -> Result<Answer, SdpErr
             Role::Subscribe { .. } if section.direction == Direction::SendOnly => {
                 return Err(SdpError::at(
                     section.line,
-                    format!("mid {} is sendonly; a WHEP subscriber must receive", section.mid),
+                    format!(
+                        "mid {} is sendonly; a WHEP subscriber must receive",
+                        section.mid
+                    ),
                 ));
             }
             Role::Subscribe {
                 tracks,
                 ssrcs,
                 cname,
-            } if section.direction.receives() => {
-                match match_track(section, tracks, &used_tracks) {
-                    Some((index, track, sub_codec)) => {
-                        if let Some(used) = used_tracks.get_mut(index) {
-                            *used = true;
-                        }
-                        let (ssrc, rtx_ssrc) = ssrcs.get(index).copied().unwrap_or((0, None));
-                        let mut codec = filtered(&sub_codec);
-                        if track.codec.rtx.is_none() || rtx_ssrc.is_none() {
-                            codec.rtx = None;
-                        }
-                        let rtx_ssrc = codec.rtx.and(rtx_ssrc);
-                        Plan::Active {
-                            media: NegotiatedMedia {
-                                mid: section.mid.clone(),
-                                kind: section.kind,
-                                codec,
-                                extensions,
-                                ssrc: Some(ssrc),
-                                rtx_ssrc,
-                            },
-                            direction: Direction::SendOnly,
-                            track_id: Some(format!("{cname}-{}", track.mid)),
-                        }
+            } if section.direction.receives() => match match_track(section, tracks, &used_tracks) {
+                Some((index, track, sub_codec)) => {
+                    if let Some(used) = used_tracks.get_mut(index) {
+                        *used = true;
                     }
-                    None => Plan::Inactive {
-                        codec: filtered(&chosen),
-                        extensions,
-                    },
+                    let (ssrc, rtx_ssrc) = ssrcs.get(index).copied().unwrap_or((0, None));
+                    let mut codec = filtered(&sub_codec);
+                    if track.codec.rtx.is_none() || rtx_ssrc.is_none() {
+                        codec.rtx = None;
+                    }
+                    let rtx_ssrc = codec.rtx.and(rtx_ssrc);
+                    Plan::Active {
+                        media: NegotiatedMedia {
+                            mid: section.mid.clone(),
+                            kind: section.kind,
+                            codec,
+                            extensions,
+                            ssrc: Some(ssrc),
+                            rtx_ssrc,
+                        },
+                        direction: Direction::SendOnly,
+                        track_id: Some(format!("{cname}-{}", track.mid)),
+                    }
                 }
-            }
+                None => Plan::Inactive {
+                    codec: filtered(&chosen),
+                    extensions,
+                },
+            },
             Role::Subscribe { .. } => Plan::Inactive {
                 codec: filtered(&chosen),
                 extensions,
@@ -239,9 +249,12 @@ pub fn answer(offer: &Offer, params: &AnswerParams<'_>) -> Result<Answer, SdpErr
 }
 
 fn check_params(params: &AnswerParams<'_>) -> Result<(), SdpError> {
-    let token = |s: &str| !s.is_empty() && s.len() <= 256 && s.chars().all(|c| c.is_ascii_graphic());
+    let token =
+        |s: &str| !s.is_empty() && s.len() <= 256 && s.chars().all(|c| c.is_ascii_graphic());
     if !token(params.ice_ufrag) || params.ice_ufrag.contains(':') || !token(params.ice_pwd) {
-        return Err(SdpError::ApiMisuse("ICE ufrag/pwd must be printable tokens"));
+        return Err(SdpError::ApiMisuse(
+            "ICE ufrag/pwd must be printable tokens",
+        ));
     }
     if let Role::Subscribe {
         tracks,
@@ -250,7 +263,9 @@ fn check_params(params: &AnswerParams<'_>) -> Result<(), SdpError> {
     } = params.role
     {
         if tracks.len() != ssrcs.len() {
-            return Err(SdpError::ApiMisuse("Subscribe needs one ssrc entry per track"));
+            return Err(SdpError::ApiMisuse(
+                "Subscribe needs one ssrc entry per track",
+            ));
         }
         if !token(cname) {
             return Err(SdpError::ApiMisuse("cname must be a printable token"));
@@ -328,7 +343,10 @@ fn match_track<'t>(
         if used.get(i).copied().unwrap_or(true) || track.kind != section.kind {
             return None;
         }
-        let candidates = section.codecs.iter().filter(|c| compatible(c, &track.codec));
+        let candidates = section
+            .codecs
+            .iter()
+            .filter(|c| compatible(c, &track.codec));
         let mut best: Option<&Codec> = None;
         let rank = |c: &Codec| {
             let same_profile = c.fmtp_param("profile-level-id").is_some()
@@ -347,7 +365,8 @@ fn match_track<'t>(
 /// The codec with only the RTCP feedback the relay implements.
 fn filtered(codec: &Codec) -> Codec {
     let mut c = codec.clone();
-    c.rtcp_fb.retain(|fb| ACCEPTED_RTCP_FB.contains(&fb.as_str()));
+    c.rtcp_fb
+        .retain(|fb| ACCEPTED_RTCP_FB.contains(&fb.as_str()));
     c
 }
 

@@ -316,7 +316,9 @@ pub struct TrickleFragment {
 impl TrickleFragment {
     /// Whether this fragment restarts ICE: it carries a ufrag different from the current one.
     pub fn is_ice_restart(&self, current_ufrag: &str) -> bool {
-        self.ice_ufrag.as_deref().is_some_and(|u| u != current_ufrag)
+        self.ice_ufrag
+            .as_deref()
+            .is_some_and(|u| u != current_ufrag)
     }
 }
 

@@ -264,7 +264,10 @@ fn conflict<T: PartialEq>(
             Some(f) if f != v => {
                 return Some(SdpError::at(
                     *line,
-                    format!("{what} of mid {} differs from the other bundled sections", m.mid),
+                    format!(
+                        "{what} of mid {} differs from the other bundled sections",
+                        m.mid
+                    ),
                 ))
             }
             Some(_) => {}
@@ -291,7 +294,10 @@ impl SectionBuilder {
         let mut fields = value.split_ascii_whitespace();
         let (Some(kind), Some(port), Some(proto)) = (fields.next(), fields.next(), fields.next())
         else {
-            return Err(SdpError::at(n, "m= line needs media, port, proto and formats"));
+            return Err(SdpError::at(
+                n,
+                "m= line needs media, port, proto and formats",
+            ));
         };
         let kind = match kind {
             "audio" => MediaKind::Audio,
@@ -570,7 +576,8 @@ fn ice_cred(n: usize, val: &str, ufrag: bool) -> Result<String, SdpError> {
     let v = val.trim();
     let ok = !v.is_empty()
         && v.len() <= MAX_ICE_CRED_LEN
-        && v.chars().all(|c| c.is_ascii_graphic() && !(ufrag && c == ':'));
+        && v.chars()
+            .all(|c| c.is_ascii_graphic() && !(ufrag && c == ':'));
     if !ok {
         let what = if ufrag { "a=ice-ufrag" } else { "a=ice-pwd" };
         return Err(SdpError::at(n, format!("bad {what} value")));
