@@ -9,8 +9,11 @@ use tern::wire::sdp::{
     Setup,
 };
 
-/// Fixture name, expected `(kind, payload type, rtx payload type)` per accepted section.
-const FIXTURES: &[(&str, &[(MediaKind, u8, Option<u8>)])] = &[
+/// `(kind, payload type, rtx payload type)` of one accepted section.
+type Chosen = (MediaKind, u8, Option<u8>);
+
+/// Fixture name, expected codec per accepted section.
+const FIXTURES: &[(&str, &[Chosen])] = &[
     (
         "chromium",
         &[
@@ -135,7 +138,7 @@ fn check_answer(name: &str, offer: &Offer, answer: &Answer) -> Offer {
         assert!(m.rtcp_mux, "{name}: rtcp-mux in mid {}", m.mid);
         assert_eq!(
             m.candidates,
-            [candidate.clone()],
+            std::slice::from_ref(&candidate),
             "{name}: one host candidate"
         );
         assert!(m.end_of_candidates);
@@ -178,7 +181,7 @@ fn client_offers_get_valid_publish_answers() {
 
         let a = answer(&offer, &params(Role::Publish)).unwrap_or_else(|e| panic!("{name}: {e}"));
         let back = check_answer(name, &offer, &a);
-        let got: Vec<(MediaKind, u8, Option<u8>)> = a
+        let got: Vec<Chosen> = a
             .media
             .iter()
             .map(|m| (m.kind, m.codec.payload_type, m.codec.rtx))
