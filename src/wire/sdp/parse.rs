@@ -83,12 +83,12 @@ pub fn parse_offer(text: &str) -> Result<Offer, SdpError> {
 
     let ice_ufrag = one_value(&media, &session, |c| c.ufrag.as_ref(), "a=ice-ufrag")?;
     let ice_pwd = one_value(&media, &session, |c| c.pwd.as_ref(), "a=ice-pwd")?;
-    let setup = one_value(&media, &session, |c| c.setup.as_ref(), "a=setup")
-        .ok()
-        .unwrap_or(Setup::Active); // RFC 4145 §4: absent means active.
     if let Some(err) = conflict(&media, &session, |c| c.setup.as_ref(), "a=setup") {
         return Err(err);
     }
+    // RFC 4145 §4: an absent a=setup means active.
+    let setup =
+        one_value(&media, &session, |c| c.setup.as_ref(), "a=setup").unwrap_or(Setup::Active);
 
     let mut fingerprints: Vec<Fingerprint> = Vec::new();
     for fp in session

@@ -544,3 +544,11 @@ fn trickle_fragment_reads_credentials_and_candidates() {
     );
     assert!(parse_trickle_fragment(&"a=x\n".repeat(20_000)).is_err());
 }
+
+#[test]
+fn setup_defaults_to_active_and_must_agree() {
+    let none = MINIMAL.replace("a=setup:actpass\r\n", "");
+    assert_eq!(parse_offer(&none).unwrap().setup, Setup::Active);
+    let mixed = MINIMAL.replacen("a=setup:actpass", "a=setup:active", 1);
+    assert_eq!(err_line(parse_offer(&mixed)), 26);
+}
