@@ -38,8 +38,8 @@ const RESEND_SPACING: Duration = Duration::from_millis(100);
 pub(crate) struct RecordInfo {
     pub content_type: u8,
     pub epoch: u16,
-    /// For epoch-0 handshake records: the message type and fragment offset.
-    pub handshake: Option<(u8, u32)>,
+    /// For epoch-0 handshake records: the message type, message sequence and fragment offset.
+    pub handshake: Option<(u8, u16, u32)>,
 }
 
 /// The records of a datagram, stopping at the first truncated one.
@@ -53,8 +53,9 @@ pub(crate) fn records(mut d: &[u8]) -> impl Iterator<Item = RecordInfo> + '_ {
         let len = usize::from(u16::from_be_bytes([d[11], d[12]]));
         let body = d.get(RECORD_HEADER..RECORD_HEADER + len)?;
         let handshake = (content_type == HANDSHAKE && epoch == 0 && body.len() >= 12).then(|| {
+            let seq = u16::from_be_bytes([body[4], body[5]]);
             let offset = u32::from_be_bytes([0, body[6], body[7], body[8]]);
-            (body[0], offset)
+            (body[0], seq, offset)
         });
         d = &d[RECORD_HEADER + len..];
         Some(RecordInfo {
@@ -73,8 +74,9 @@ pub(crate) struct FlightLog {
     /// Still appending epoch-1 handshake datagrams to `final_flight`.
     recording: bool,
     last_resend: Option<Instant>,
-    /// The last handshake datagram we sent was a HelloVerifyRequest, and no new ClientHello
-    /// (a fragment at offset 0) arrived since.
+    /// A HelloVerifyRequest was sent and no new initial ClientHello (message sequence 0,
+    /// fragment offset 0) arrived since: another HelloVerifyRequest now answers a hello already
+    /// answered. The crate does that when a ClientHello arrives in fragments.
     hvr_outstanding: bool,
 }
 
@@ -91,11 +93,9 @@ impl FlightLog {
                 CHANGE_CIPHER_SPEC => has_ccs = true,
                 HANDSHAKE if r.epoch == 0 => {
                     only_encrypted_handshake = false;
-                    if matches!(r.handshake, Some((HELLO_VERIFY_REQUEST, _))) {
+                    if matches!(r.handshake, Some((HELLO_VERIFY_REQUEST, _, _))) {
                         duplicate_hvr |= self.hvr_outstanding;
                         self.hvr_outstanding = true;
-                    } else {
-                        self.hvr_outstanding = false;
                     }
                 }
                 HANDSHAKE => {}
@@ -125,7 +125,7 @@ impl FlightLog {
         for r in records(d) {
             if r.content_type == HANDSHAKE && r.epoch == 0 {
                 epoch0_handshake = true;
-                if r.handshake == Some((CLIENT_HELLO, 0)) {
+                if r.handshake == Some((CLIENT_HELLO, 0, 0)) {
                     self.hvr_outstanding = false;
                 }
             }
@@ -268,8 +268,9 @@ mod tests {
         r
     }
 
-    fn handshake(msg_type: u8, offset: u32) -> Vec<u8> {
-        let mut h = vec![msg_type, 0, 0, 4, 0, 0];
+    fn handshake(msg_type: u8, seq: u16, offset: u32) -> Vec<u8> {
+        let mut h = vec![msg_type, 0, 0, 4];
+        h.extend_from_slice(&seq.to_be_bytes());
         h.extend_from_slice(&offset.to_be_bytes()[1..]);
         h.extend_from_slice(&[0, 0, 4, 1, 2, 3, 4]);
         record(HANDSHAKE, 0, &h)
@@ -277,12 +278,12 @@ mod tests {
 
     #[test]
     fn records_parse_and_stop_at_truncation() {
-        let mut d = handshake(CLIENT_HELLO, 0);
+        let mut d = handshake(CLIENT_HELLO, 1, 0);
         d.extend(record(CHANGE_CIPHER_SPEC, 0, &[1]));
         d.extend(record(HANDSHAKE, 1, &[9; 40]));
         let got: Vec<_> = records(&d).collect();
         assert_eq!(got.len(), 3);
-        assert_eq!(got[0].handshake, Some((CLIENT_HELLO, 0)));
+        assert_eq!(got[0].handshake, Some((CLIENT_HELLO, 1, 0)));
         assert_eq!(got[2].epoch, 1);
         assert_eq!(got[2].handshake, None);
         assert_eq!(records(&d[..d.len() - 1]).count(), 2);
@@ -293,7 +294,7 @@ mod tests {
     fn final_flight_is_resent_only_after_it_was_sent() {
         let mut log = FlightLog::default();
         let t0 = Instant::now();
-        let client_flight = handshake(11, 0);
+        let client_flight = handshake(11, 2, 0);
         assert_eq!(log.on_incoming(&client_flight, t0), None);
         let mut last = record(CHANGE_CIPHER_SPEC, 0, &[1]);
         last.extend(record(HANDSHAKE, 1, &[7; 40]));
@@ -327,15 +328,19 @@ mod tests {
     }
 
     #[test]
-    fn second_hello_verify_request_without_new_client_hello_is_a_duplicate() {
+    fn hello_verify_request_answering_an_answered_hello_is_a_duplicate() {
         let mut log = FlightLog::default();
-        let hvr = handshake(HELLO_VERIFY_REQUEST, 0);
-        log.on_incoming(&handshake(CLIENT_HELLO, 0), Instant::now());
+        let now = Instant::now();
+        let hvr = handshake(HELLO_VERIFY_REQUEST, 0, 0);
+        log.on_incoming(&handshake(CLIENT_HELLO, 0, 0), now);
+        log.on_incoming(&handshake(CLIENT_HELLO, 0, 100), now);
         assert!(!log.on_outgoing(&hvr));
-        log.on_incoming(&handshake(CLIENT_HELLO, 100), Instant::now());
+        // The cookie ClientHello (sequence 1) must get a ServerHello, not another HVR.
+        log.on_incoming(&handshake(CLIENT_HELLO, 1, 0), now);
         assert!(log.on_outgoing(&hvr));
-        // A retransmitted ClientHello (offset 0) earns a fresh HelloVerifyRequest.
-        log.on_incoming(&handshake(CLIENT_HELLO, 0), Instant::now());
+        // A retransmitted initial ClientHello earns a fresh HelloVerifyRequest.
+        log.on_incoming(&handshake(CLIENT_HELLO, 0, 0), now);
         assert!(!log.on_outgoing(&hvr));
+        assert!(!log.on_outgoing(&handshake(2, 1, 0)));
     }
 }
