@@ -209,8 +209,11 @@ pub async fn run(options: ClientOptions, mut filter: Filter, timeout: Duration) 
     }
 }
 
-/// The records of a datagram: (content type, epoch, epoch-0 handshake type and message seq).
-pub fn records(mut d: &[u8]) -> Vec<(u8, u16, Option<(u8, u16)>)> {
+/// One record: content type, epoch, and for epoch-0 handshakes the message type and sequence.
+pub type Record = (u8, u16, Option<(u8, u16)>);
+
+/// The records of a datagram.
+pub fn records(mut d: &[u8]) -> Vec<Record> {
     let mut out = vec![];
     while d.len() >= 13 {
         let len = usize::from(u16::from_be_bytes([d[11], d[12]]));
