@@ -66,7 +66,8 @@ pub enum DtlsError {
     /// The handshake failed (the peer misbehaved, sent an alert, or offered nothing usable).
     #[error("DTLS handshake failed: {0}")]
     Handshake(String),
-    /// The session's datagram queue closed before the handshake finished.
+    /// The session's datagram queue closed (before the handshake finished, or before a
+    /// close_notify could be sent).
     #[error("the session's DTLS queue closed")]
     Closed,
     /// Exporting keying material failed.
@@ -198,12 +199,9 @@ impl DtlsAssociation {
         }
     }
 
-    /// Send close_notify.
+    /// Send close_notify. Fails with `Closed` if the session's outgoing queue is gone.
     pub async fn close(&self) -> Result<(), DtlsError> {
-        self.conn
-            .close()
-            .await
-            .map_err(|e| DtlsError::Handshake(e.to_string()))
+        self.conn.close().await.map_err(|_| DtlsError::Closed)
     }
 
     /// Resolves when the peer has closed the association (close_notify or a fatal alert).

@@ -196,7 +196,8 @@ pub async fn run(options: ClientOptions, mut filter: Filter, timeout: Duration) 
         Arc::clone(&stats),
     );
     let (server, client) = tokio::join!(server, client);
-    wire.abort();
+    // The wire lives on (for close_notify and data after the handshake) until both ends drop.
+    drop(wire);
     let mut dropped = 0;
     while dropped_rx.try_recv().is_ok() {
         dropped += 1;
