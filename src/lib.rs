@@ -7,6 +7,7 @@
 #![warn(missing_debug_implementations)]
 
 pub mod config;
+pub mod control;
 pub mod datapath;
 pub mod ice;
 pub mod srtp;
