@@ -202,13 +202,8 @@ fn eddsa_sign_verify_round_trip_and_key_confusion() {
         .verify(&confused.sign(&claims("r", None, true, true)), now())
         .unwrap_err();
     assert_eq!(err, AuthError::WrongAlgorithm);
-    let confused = TokenMinter::hs256(
-        URL_SAFE_NO_PAD
-            .encode(public.as_bytes())
-            .into_bytes()
-            .to_vec(),
-    )
-    .unwrap();
+    let confused =
+        TokenMinter::hs256(URL_SAFE_NO_PAD.encode(public.as_bytes()).into_bytes()).unwrap();
     assert_eq!(
         verifier.verify(&confused.sign(&claims("r", None, true, true)), now()),
         Err(AuthError::WrongAlgorithm)

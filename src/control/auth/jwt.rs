@@ -219,6 +219,9 @@ impl TokenVerifier {
                 "critical header extensions are not supported",
             ));
         }
+        // Both remaining segments must be base64url before any crypto runs; the claims are
+        // parsed only once the signature verifies.
+        let payload = b64(payload_b64)?;
         let signature = b64(sig_b64)?;
         let signed = &token.as_bytes()[..header_b64.len() + 1 + payload_b64.len()];
         let valid = match &self.keys {
@@ -230,7 +233,7 @@ impl TokenVerifier {
         if !valid {
             return Err(AuthError::BadSignature);
         }
-        let raw: RawClaims = serde_json::from_slice(&b64(payload_b64)?)
+        let raw: RawClaims = serde_json::from_slice(&payload)
             .map_err(|_| AuthError::Malformed("claims are not a JSON object of the right types"))?;
         grant(raw, now)
     }
