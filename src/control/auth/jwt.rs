@@ -108,7 +108,7 @@ struct HeaderOut {
 }
 
 enum VerifyKeys {
-    Hs256(hmac::Key),
+    Hs256(Box<hmac::Key>),
     EdDsa(Vec<ParsedPublicKey>),
     Es256(Vec<ParsedPublicKey>),
 }
@@ -139,7 +139,7 @@ impl TokenVerifier {
             return Err(AuthSetupError::EmptySecret("the caller".into()));
         }
         Ok(Self {
-            keys: VerifyKeys::Hs256(hmac::Key::new(hmac::HMAC_SHA256, &secret)),
+            keys: VerifyKeys::Hs256(Box::new(hmac::Key::new(hmac::HMAC_SHA256, &secret))),
         })
     }
 
@@ -323,7 +323,7 @@ fn parse_public_keys<S: AsRef<str>>(
 }
 
 enum SignKey {
-    Hs256(hmac::Key),
+    Hs256(Box<hmac::Key>),
     EdDsa(Ed25519KeyPair),
     Es256(EcdsaKeyPair),
 }
@@ -348,7 +348,7 @@ impl TokenMinter {
             return Err(AuthSetupError::EmptySecret("the caller".into()));
         }
         Ok(Self {
-            key: SignKey::Hs256(hmac::Key::new(hmac::HMAC_SHA256, &secret)),
+            key: SignKey::Hs256(Box::new(hmac::Key::new(hmac::HMAC_SHA256, &secret))),
         })
     }
 

@@ -25,6 +25,9 @@ pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(5);
 /// The cache is swept when it reaches this many entries, and cleared if still full.
 const MAX_CACHE_ENTRIES: usize = 4096;
 
+/// A cached answer and when it was received.
+type Answer = (Instant, Result<(), AuthError>);
+
 /// One question to the webhook; also the cache key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct WebhookRequest {
@@ -46,7 +49,7 @@ pub struct Webhook {
     timeout: Duration,
     cache_ttl: Duration,
     client: reqwest::Client,
-    cache: Mutex<HashMap<WebhookRequest, (Instant, Result<(), AuthError>)>>,
+    cache: Mutex<HashMap<WebhookRequest, Answer>>,
 }
 
 impl fmt::Debug for Webhook {
