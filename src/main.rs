@@ -9,6 +9,9 @@ use tern::config::{Config, DEFAULT_PATH};
 const USAGE: &str = "usage: tern <command>
   serve [--config FILE]   run the relay (no --config: built-in defaults on 127.0.0.1)
   check-config [FILE]     validate a config file (default /etc/tern/tern.toml)
+  token --room R [--stream S] [--publish] [--subscribe] [--identity I] [--ttl 1h] [--config F]
+                          mint an access token (HS256 secret from TERN_JWT_SECRET or the config);
+                          prints only the token
   version                 print the version
   help                    print this help";
 
@@ -17,6 +20,7 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("serve") => serve(&args[1..]),
         Some("check-config") => check_config(&args[1..]),
+        Some("token") => token(&args[1..]),
         Some("version") | Some("--version") | Some("-V") => {
             println!("tern {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
@@ -57,6 +61,7 @@ fn serve(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let quick_start = path.is_none();
     let (config, origin) = match &path {
         Some(path) => match Config::load(path) {
             Ok(config) => (config, path.display().to_string()),
@@ -67,18 +72,80 @@ fn serve(args: &[String]) -> ExitCode {
         },
         None => (Config::default(), "built-in defaults".to_string()),
     };
-    eprintln!(
-        "tern: config ok ({origin}): http {}, media {}:{} x{} workers",
-        config.http.listen,
-        config.media.bind,
-        config.media.port_base,
-        config.worker_count()
-    );
-    eprintln!(
-        "tern: serving is not built yet (the datapath and signalling issues add it); \
-         this build holds the wire formats, the SRTP engine and the config"
-    );
-    ExitCode::from(2)
+    eprintln!("tern: config ok ({origin})");
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("tern-slow")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tern: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        // The quick start signs tokens with a random secret unless TERN_JWT_SECRET is set.
+        let fallback = quick_start.then(|| {
+            use rand::RngCore;
+            let mut s = [0u8; 32];
+            rand::thread_rng().fill_bytes(&mut s);
+            s.to_vec()
+        });
+        let server = match tern::control::server::start(&config, fallback).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("tern: cannot start: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        eprintln!(
+            "tern: serving ({origin}): http://{} media {} worker(s) from {}",
+            server.http_addr,
+            server.relay.dp.worker_count(),
+            server.relay.dp.local_addr(0)
+        );
+        if quick_start {
+            if let Some(minter) = &server.minter {
+                let token = minter.mint("demo", None, true, true, "demo-user", std::time::Duration::from_secs(12 * 3600));
+                println!(
+                    "Open this link in two browser tabs to see them talk (valid 12 h):\n  http://{}/?room=demo&token={token}&autojoin=1",
+                    server.http_addr
+                );
+            }
+        }
+        let drain_timeout = config.drain_timeout();
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("tern: cannot watch SIGTERM: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let mut dead_check = tokio::time::interval(std::time::Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                _ = term.recv() => {
+                    eprintln!("tern: SIGTERM: draining for up to {drain_timeout:?}");
+                    server.drain(drain_timeout).await;
+                    server.stop().await;
+                    return ExitCode::SUCCESS;
+                }
+                _ = tokio::signal::ctrl_c() => {
+                    server.stop().await;
+                    return ExitCode::SUCCESS;
+                }
+                _ = dead_check.tick() => {
+                    let dead = server.relay.dp.dead_workers();
+                    if !dead.is_empty() {
+                        eprintln!("tern: worker(s) {dead:?} stopped unexpectedly (panic); exiting so the service manager restarts us");
+                        return ExitCode::from(70);
+                    }
+                }
+            }
+        }
+    })
 }
 
 fn check_config(args: &[String]) -> ExitCode {
@@ -97,6 +164,72 @@ fn check_config(args: &[String]) -> ExitCode {
         }
         Err(e) => {
             eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `tern token …`: prints only the token on stdout.
+fn token(args: &[String]) -> ExitCode {
+    use tern::control::auth::{mint_from_config, TokenArgs};
+    let mut t = TokenArgs {
+        room: String::new(),
+        stream: None,
+        publish: false,
+        subscribe: false,
+        identity: None,
+        ttl: std::time::Duration::from_secs(3600),
+    };
+    let mut config_path = None;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        let r = match arg.as_str() {
+            "--room" => value("--room").map(|v| t.room = v),
+            "--stream" => value("--stream").map(|v| t.stream = Some(v)),
+            "--identity" => value("--identity").map(|v| t.identity = Some(v)),
+            "--publish" => {
+                t.publish = true;
+                Ok(())
+            }
+            "--subscribe" => {
+                t.subscribe = true;
+                Ok(())
+            }
+            "--ttl" => value("--ttl").and_then(|v| {
+                humantime::parse_duration(&v)
+                    .map(|d| t.ttl = d)
+                    .map_err(|e| format!("--ttl {v}: {e}"))
+            }),
+            "--config" | "-c" => value("--config").map(|v| config_path = Some(PathBuf::from(v))),
+            other => Err(format!("token: unknown argument '{other}'")),
+        };
+        if let Err(e) = r {
+            eprintln!("tern: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    }
+    let config = match &config_path {
+        Some(p) => match Config::load(p) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("tern: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => Config::default(),
+    };
+    match mint_from_config(&config, &t) {
+        Ok(token) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tern: token: {e}");
             ExitCode::FAILURE
         }
     }

@@ -8,3 +8,8 @@
 
 pub mod auth;
 pub mod dtls;
+pub mod http;
+mod metrics;
+pub mod relay;
+pub mod rooms;
+pub mod server;

@@ -27,7 +27,7 @@ pub use config::{ConfigError, DatapathConfig, Placement};
 pub use fanout::{PacketPool, Rings, SHARED_PACKET_SIZE};
 pub use io::{IoConfig, IoKind, IoMode};
 pub use session::{MediaKind, SubscriptionParams};
-pub use stats::{Counters, WorkerStats};
+pub use stats::{new_latency_histogram as stats_histogram, Counters, WorkerStats};
 
 /// A session's id, chosen by the slow path.
 pub type SessionId = u64;

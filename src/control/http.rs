@@ -1,0 +1,434 @@
+//! The HTTP API (axum): WHIP and WHEP (RFC 9725), session PATCH/DELETE, room events (SSE),
+//! health, readiness, Prometheus metrics, the admin API and the demo page.
+//!
+//! Every error is a status and a one-line reason; tokens never appear in a response or a log.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::Router;
+use futures_util::stream::{self, Stream, StreamExt};
+use tokio_stream::wrappers::BroadcastStream;
+
+use super::auth::{self, Action};
+use super::metrics;
+use super::relay::{ApiError, Created, Relay};
+
+/// Largest SDP body accepted.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Per-address request budget (token bucket).
+#[derive(Debug)]
+pub struct RateLimiter {
+    per_minute: f64,
+    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+}
+
+impl RateLimiter {
+    /// `per_minute` requests per minute per address, with a burst of the same size.
+    pub fn new(per_minute: u32) -> Self {
+        Self {
+            per_minute: f64::from(per_minute.max(1)),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one request from `ip`'s budget.
+    pub fn allow(&self, ip: IpAddr) -> bool {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if buckets.len() > 100_000 {
+            buckets.retain(|_, (_, t)| now.duration_since(*t) < Duration::from_secs(120));
+        }
+        let (tokens, last) = buckets.entry(ip).or_insert((self.per_minute, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.per_minute / 60.0)
+            .min(self.per_minute);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[derive(Clone)]
+struct App {
+    relay: Arc<Relay>,
+    limiter: Arc<RateLimiter>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut r = (status, format!("{}\n", self.reason)).into_response();
+        if let Some(secs) = self.retry_after {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        r
+    }
+}
+
+/// The router, ready for `axum::serve` with connect info.
+pub fn router(relay: Arc<Relay>, requests_per_minute: u32) -> Router {
+    let app = App {
+        relay,
+        limiter: Arc::new(RateLimiter::new(requests_per_minute)),
+    };
+    Router::new()
+        .route("/", get(demo))
+        .route("/whip/{room}/{stream}", post(whip))
+        .route("/whep/{room}/{stream}", post(whep))
+        .route("/session/{id}", delete(end_session).patch(patch_session))
+        .route("/rooms/{room}/events", get(room_events))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .route("/admin/sessions", get(admin_sessions))
+        .route("/admin/sessions/{id}", delete(admin_end_session))
+        .route("/admin/revoke", post(admin_revoke))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(app.clone(), guard))
+        .with_state(app)
+}
+
+/// CORS (so a page on another origin can call WHIP/WHEP) and the per-address rate limit.
+async fn guard(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let origin = req.headers().get(header::ORIGIN).cloned();
+    let mut response = if req.method() == Method::OPTIONS {
+        StatusCode::NO_CONTENT.into_response()
+    } else if !app.limiter.allow(peer.ip()) {
+        let mut r = ApiError::new(429, "too many requests from this address").into_response();
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
+        r
+    } else {
+        next.run(req).await
+    };
+    let h = response.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        origin.unwrap_or(HeaderValue::from_static("*")),
+    );
+    h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, PATCH, DELETE, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Authorization, Content-Type, If-Match"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Location, ETag, Link, Retry-After"),
+    );
+    response
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(auth::bearer)
+}
+
+fn sdp_body(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct.to_ascii_lowercase().starts_with("application/sdp") {
+        return Err(ApiError::new(415, "the body must be application/sdp"));
+    }
+    String::from_utf8(body.to_vec()).map_err(|_| ApiError::new(400, "the offer is not UTF-8"))
+}
+
+fn created(c: Created) -> Response {
+    let mut r = (StatusCode::CREATED, c.answer).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/sdp"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("/session/{}", c.session)) {
+        h.insert(header::LOCATION, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&c.etag) {
+        h.insert(header::ETAG, v);
+    }
+    r
+}
+
+async fn whip(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((room, stream)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    if app.relay.draining.load(Ordering::Relaxed) {
+        return Err(ApiError {
+            status: 503,
+            reason: "draining: try another relay".into(),
+            retry_after: Some(5),
+        });
+    }
+    let grant = app
+        .relay
+        .authorize(bearer(&headers), Action::Publish, &room, &stream, peer.ip())
+        .await?;
+    let offer = sdp_body(&headers, &body)?;
+    Ok(created(
+        app.relay
+            .publish(grant, &room, &stream, &offer, peer.ip())
+            .await?,
+    ))
+}
+
+async fn whep(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((room, stream)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    if app.relay.draining.load(Ordering::Relaxed) {
+        return Err(ApiError {
+            status: 503,
+            reason: "draining: try another relay".into(),
+            retry_after: Some(5),
+        });
+    }
+    let grant = app
+        .relay
+        .authorize(
+            bearer(&headers),
+            Action::Subscribe,
+            &room,
+            &stream,
+            peer.ip(),
+        )
+        .await?;
+    let offer = sdp_body(&headers, &body)?;
+    Ok(created(
+        app.relay
+            .subscribe(grant, &room, &stream, &offer, peer.ip())
+            .await?,
+    ))
+}
+
+/// The session's room/stream/role, after checking that the token may act on it.
+async fn owned_session(
+    app: &App,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    id: u64,
+) -> Result<(), ApiError> {
+    let info = app
+        .relay
+        .registry
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .sessions
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| ApiError::new(404, "no such session"))?;
+    let action = match info.role {
+        super::rooms::SessionRole::Publisher => Action::Publish,
+        super::rooms::SessionRole::Subscriber => Action::Subscribe,
+    };
+    app.relay
+        .authorize(bearer(headers), action, &info.room, &info.stream, peer.ip())
+        .await?;
+    Ok(())
+}
+
+async fn end_session(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<u64>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    owned_session(&app, &headers, peer, id).await?;
+    app.relay.end_session(id);
+    Ok(StatusCode::OK)
+}
+
+async fn patch_session(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<u64>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    owned_session(&app, &headers, peer, id).await?;
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct
+        .to_ascii_lowercase()
+        .starts_with("application/trickle-ice-sdpfrag")
+    {
+        return Err(ApiError::new(
+            415,
+            "PATCH takes application/trickle-ice-sdpfrag",
+        ));
+    }
+    let text = String::from_utf8(body.to_vec()).map_err(|_| ApiError::new(400, "not UTF-8"))?;
+    crate::wire::sdp::parse_trickle_fragment(&text)
+        .map_err(|e| ApiError::new(400, format!("bad fragment: {e}")))?;
+    // ICE-lite: the relay's single host candidate never changes and remote candidates are learnt
+    // from authenticated checks, so trickled candidates need nothing (RFC 9725 §4.3.1).
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+async fn room_events(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(room): Path<String>,
+    Query(q): Query<TokenQuery>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    // EventSource cannot set headers, so the token may come as ?token= (never logged).
+    let token = bearer(&headers).map(str::to_string).or(q.token);
+    app.relay
+        .authorize(token.as_deref(), Action::Subscribe, &room, "*", peer.ip())
+        .await?;
+    let (now, rx) = {
+        let mut reg = app.relay.registry.lock().unwrap_or_else(|p| p.into_inner());
+        let now = reg.published(&room);
+        (now, reg.room(&room).events.subscribe())
+    };
+    let initial = stream::iter(now);
+    let live = BroadcastStream::new(rx).filter_map(|e| async move { e.ok() });
+    let events = initial.chain(live).map(|e| {
+        let json = serde_json::to_string(&e).unwrap_or_default();
+        Ok(SseEvent::default().data(json))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+async fn readyz(State(app): State<App>) -> Response {
+    if app.relay.draining.load(Ordering::Relaxed) || !app.relay.dp.dead_workers().is_empty() {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response()
+    } else {
+        (StatusCode::OK, "ready\n").into_response()
+    }
+}
+
+async fn metrics_text(State(app): State<App>) -> Response {
+    let mut r = metrics::render(&app.relay.dp).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    r
+}
+
+fn admin(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(expected) = &app.relay.admin_token else {
+        return Err(ApiError::new(
+            404,
+            "the admin API is off (no admin_token_file)",
+        ));
+    };
+    let given = bearer(headers).ok_or_else(|| ApiError::new(401, "admin token required"))?;
+    if subtle::ConstantTimeEq::ct_eq(given.as_bytes(), expected.as_bytes()).into() {
+        Ok(())
+    } else {
+        Err(ApiError::new(401, "bad admin token"))
+    }
+}
+
+async fn admin_sessions(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
+    admin(&app, &headers)?;
+    let reg = app.relay.registry.lock().unwrap_or_else(|p| p.into_inner());
+    let list: Vec<serde_json::Value> = reg
+        .sessions
+        .values()
+        .map(|s| {
+            serde_json::json!({
+                "id": s.id, "role": s.role, "room": s.room, "stream": s.stream,
+                "identity": s.identity, "worker": s.worker, "connected": s.connected,
+            })
+        })
+        .collect();
+    Ok(
+        axum::Json(serde_json::json!({ "sessions": list, "rooms": reg.rooms.len() }))
+            .into_response(),
+    )
+}
+
+async fn admin_end_session(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<u64>,
+) -> Result<StatusCode, ApiError> {
+    admin(&app, &headers)?;
+    if app.relay.end_session(id) {
+        Ok(StatusCode::OK)
+    } else {
+        Err(ApiError::new(404, "no such session"))
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct RevokeBody {
+    identity: String,
+    room: Option<String>,
+}
+
+async fn admin_revoke(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    admin(&app, &headers)?;
+    let req: RevokeBody =
+        serde_json::from_slice(&body).map_err(|e| ApiError::new(400, format!("bad JSON: {e}")))?;
+    app.relay.revocations.revoke_identity(
+        req.room.as_deref(),
+        &req.identity,
+        std::time::SystemTime::now(),
+    );
+    let ended = app.relay.expire_sessions(std::time::SystemTime::now());
+    Ok(axum::Json(serde_json::json!({ "ended": ended })).into_response())
+}
+
+async fn demo() -> Html<&'static str> {
+    Html(include_str!("demo.html"))
+}
+
+/// An empty body for tests that need one.
+pub fn empty() -> Body {
+    Body::empty()
+}

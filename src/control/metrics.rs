@@ -1,0 +1,47 @@
+//! Prometheus text exposition of the datapath counters and relay-latency quantiles, per worker
+//! and in total.
+
+use std::fmt::Write;
+
+use crate::datapath::Datapath;
+
+/// The `/metrics` body.
+pub fn render(dp: &Datapath) -> String {
+    let mut out = String::new();
+    let mut total = crate::datapath::Counters::default();
+    let mut all = crate::datapath::stats_histogram();
+    for w in 0..dp.worker_count() {
+        let stats = dp.stats(w);
+        let c = stats.counters.snapshot();
+        total.add(&c);
+        for (name, value) in c.fields() {
+            let _ = writeln!(out, "tern_{name}{{worker=\"{w}\"}} {value}");
+        }
+        let _ = writeln!(
+            out,
+            "tern_io_mode{{worker=\"{w}\",mode=\"{}\"}} 1",
+            stats.io_mode
+        );
+        let h = stats.latency_snapshot();
+        let _ = all.add(&h);
+        for q in [0.5, 0.9, 0.99, 0.999] {
+            let _ = writeln!(
+                out,
+                "tern_relay_latency_ns{{worker=\"{w}\",quantile=\"{q}\"}} {}",
+                h.value_at_quantile(q)
+            );
+        }
+    }
+    for (name, value) in total.fields() {
+        let _ = writeln!(out, "tern_{name}_total {value}");
+    }
+    for q in [0.5, 0.9, 0.99, 0.999] {
+        let _ = writeln!(
+            out,
+            "tern_relay_latency_ns{{quantile=\"{q}\"}} {}",
+            all.value_at_quantile(q)
+        );
+    }
+    let _ = writeln!(out, "tern_relay_latency_ns_count {}", all.len());
+    out
+}

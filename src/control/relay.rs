@@ -1,0 +1,665 @@
+//! `Relay`: the slow path's state and the operations behind the HTTP API — publish, subscribe,
+//! end a session — driving the datapath with commands and finishing each session's DTLS
+//! handshake before any key reaches a worker.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use rand::Rng;
+use tokio::sync::mpsc;
+
+use super::auth::{
+    self, Action, AuthError, Grant, Revocations, TokenVerifier, Webhook, WebhookRequest,
+};
+use super::dtls::{self, DtlsIdentity};
+use super::dtls::{DtlsStats, Fingerprint, FingerprintAlgorithm};
+use super::rooms::{PublishedTrack, Registry, RoomEvent, SessionInfo, SessionRole};
+use crate::datapath::{
+    Command, Datapath, Event, MediaKind, SessionId, SubscriptionParams, TrackRef,
+};
+use crate::ice::IceCredentials;
+use crate::wire::sdp::{self, AnswerParams, Role};
+
+/// Why a signalling request failed: an HTTP status and a reason safe to show the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: u16,
+    pub reason: String,
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: u16, reason: impl Into<String>) -> Self {
+        Self {
+            status,
+            reason: reason.into(),
+            retry_after: None,
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        // AuthError's Display never contains the token.
+        ApiError::new(e.status(), e.to_string())
+    }
+}
+
+/// Settings of the slow path.
+#[derive(Debug, Clone)]
+pub struct RelaySettings {
+    /// How long a DTLS handshake may take.
+    pub dtls_timeout: Duration,
+    /// Sessions one client address may hold.
+    pub sessions_per_ip: usize,
+    /// Subscribers one stream may have.
+    pub max_subscribers_per_stream: usize,
+    /// Address put in candidates instead of the bound one (NAT).
+    pub advertised: Option<IpAddr>,
+    /// How often the webhook is asked again about live sessions (None: never).
+    pub webhook_recheck: Option<Duration>,
+}
+
+impl Default for RelaySettings {
+    fn default() -> Self {
+        Self {
+            dtls_timeout: Duration::from_secs(10),
+            sessions_per_ip: 20,
+            max_subscribers_per_stream: 500,
+            advertised: None,
+            webhook_recheck: Some(Duration::from_secs(30)),
+        }
+    }
+}
+
+/// A created session, as the HTTP layer answers it.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub session: SessionId,
+    pub answer: String,
+    pub etag: String,
+}
+
+/// The slow path.
+pub struct Relay {
+    pub dp: Arc<Datapath>,
+    pub identity: Arc<DtlsIdentity>,
+    pub verifier: TokenVerifier,
+    pub webhook: Option<Webhook>,
+    pub revocations: Revocations,
+    pub admin_token: Option<String>,
+    pub settings: RelaySettings,
+    pub registry: Mutex<Registry>,
+    dtls_inboxes: Mutex<HashMap<SessionId, dtls::DtlsInbox>>,
+    next_session: AtomicU64,
+    next_track: AtomicU32,
+    pub draining: AtomicBool,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay").finish_non_exhaustive()
+    }
+}
+
+fn random_string(n: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::thread_rng();
+    (0..n)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// The offer's certificate fingerprint to check the DTLS client against: SHA-256 if offered,
+/// else the first algorithm we support.
+fn expected_fingerprint(offered: &[sdp::Fingerprint]) -> Option<Fingerprint> {
+    let usable =
+        |f: &&sdp::Fingerprint| FingerprintAlgorithm::from_sdp_name(&f.algorithm).is_some();
+    let chosen = offered
+        .iter()
+        .find(|f| f.algorithm == "sha-256")
+        .or_else(|| offered.iter().find(usable))?;
+    Some(Fingerprint {
+        algorithm: FingerprintAlgorithm::from_sdp_name(&chosen.algorithm)?,
+        value: chosen.value.clone(),
+    })
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Relay {
+    /// A relay over a started datapath.
+    pub fn new(
+        dp: Arc<Datapath>,
+        identity: Arc<DtlsIdentity>,
+        verifier: TokenVerifier,
+        webhook: Option<Webhook>,
+        admin_token: Option<String>,
+        settings: RelaySettings,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            dp,
+            identity,
+            verifier,
+            webhook,
+            revocations: Revocations::new(),
+            admin_token,
+            settings,
+            registry: Mutex::new(Registry::default()),
+            dtls_inboxes: Mutex::new(HashMap::new()),
+            next_session: AtomicU64::new(1),
+            next_track: AtomicU32::new(1),
+            draining: AtomicBool::new(false),
+        })
+    }
+
+    /// Checks a bearer token for `action` on `room`/`stream`, then the webhook if configured.
+    pub async fn authorize(
+        &self,
+        bearer: Option<&str>,
+        action: Action,
+        room: &str,
+        stream: &str,
+        client_ip: IpAddr,
+    ) -> Result<Grant, ApiError> {
+        let token = bearer.ok_or(AuthError::Missing)?;
+        let grant = self.verifier.verify(token, SystemTime::now())?;
+        if self.revocations.is_revoked(&grant) {
+            return Err(AuthError::Revoked.into());
+        }
+        auth::authorize(&grant, action, room, stream)?;
+        if let Some(webhook) = &self.webhook {
+            let req = WebhookRequest {
+                action,
+                room: room.to_string(),
+                stream: stream.to_string(),
+                identity: grant.identity.clone(),
+                client_ip,
+            };
+            webhook.check(&req).await?;
+        }
+        Ok(grant)
+    }
+
+    fn admit(&self, client_ip: IpAddr) -> Result<(), ApiError> {
+        if self.draining.load(Ordering::Relaxed) {
+            return Err(ApiError {
+                status: 503,
+                reason: "draining: try another relay".into(),
+                retry_after: Some(5),
+            });
+        }
+        if lock(&self.registry).sessions_from(client_ip) >= self.settings.sessions_per_ip {
+            return Err(ApiError::new(429, "too many sessions from this address"));
+        }
+        Ok(())
+    }
+
+    fn pick_worker(&self) -> usize {
+        let counts = lock(&self.registry).sessions_per_worker(self.dp.worker_count());
+        counts
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, c)| **c)
+            .map(|(i, _)| i)
+            .unwrap_or(0)
+    }
+
+    fn candidate(&self, worker: usize) -> SocketAddr {
+        let local = self.dp.local_addr(worker);
+        match self.settings.advertised {
+            Some(ip) => SocketAddr::new(ip, local.port()),
+            None => local,
+        }
+    }
+
+    /// WHIP: publish `stream` in `room` with an SDP offer.
+    pub async fn publish(
+        self: &Arc<Self>,
+        grant: Grant,
+        room: &str,
+        stream: &str,
+        offer_sdp: &str,
+        client_ip: IpAddr,
+    ) -> Result<Created, ApiError> {
+        self.admit(client_ip)?;
+        let offer = sdp::parse_offer(offer_sdp)
+            .map_err(|e| ApiError::new(400, format!("bad offer: {e}")))?;
+        {
+            let mut reg = lock(&self.registry);
+            let r = reg.room(room);
+            if r.streams.get(stream).is_some_and(|s| s.publisher.is_some()) {
+                return Err(ApiError::new(
+                    409,
+                    format!("stream '{stream}' is already published in this room"),
+                ));
+            }
+        }
+        let worker = self.pick_worker();
+        let id = self.next_session.fetch_add(1, Ordering::Relaxed);
+        let ice = IceCredentials {
+            local_ufrag: random_string(8),
+            local_pwd: random_string(24),
+            remote_ufrag: offer.ice_ufrag.clone(),
+        };
+        let params = AnswerParams {
+            ice_ufrag: &ice.local_ufrag,
+            ice_pwd: &ice.local_pwd,
+            fingerprint_sha256: self.identity.fingerprint_sha256(),
+            candidate: self.candidate(worker),
+            role: Role::Publish,
+            session_id: id,
+        };
+        let answer = sdp::answer(&offer, &params)
+            .map_err(|e| ApiError::new(400, format!("unsupported offer: {e}")))?;
+        let mut tracks = Vec::new();
+        for m in &answer.media {
+            let Some(ssrc) = m.ssrc else {
+                return Err(ApiError::new(
+                    400,
+                    format!(
+                        "media section '{}' does not signal its SSRC (a=ssrc)",
+                        m.mid
+                    ),
+                ));
+            };
+            let Some(kind) = m.kind.datapath() else {
+                continue;
+            };
+            tracks.push(PublishedTrack {
+                id: self.next_track.fetch_add(1, Ordering::Relaxed),
+                kind,
+                ssrc,
+                media: m.clone(),
+            });
+        }
+        let etag = format!("\"{}\"", random_string(12));
+        let info = SessionInfo {
+            id,
+            role: SessionRole::Publisher,
+            room: room.to_string(),
+            stream: stream.to_string(),
+            worker,
+            identity: grant.identity.clone(),
+            grant: grant.clone(),
+            client_ip,
+            etag: etag.clone(),
+            connected: false,
+        };
+        {
+            let mut reg = lock(&self.registry);
+            let s = reg
+                .room(room)
+                .streams
+                .entry(stream.to_string())
+                .or_default();
+            if s.publisher.is_some() {
+                return Err(ApiError::new(
+                    409,
+                    format!("stream '{stream}' is already published in this room"),
+                ));
+            }
+            s.publisher = Some(id);
+            s.publisher_worker = worker;
+            reg.sessions.insert(id, info);
+        }
+        if let Err(e) = self.dp.send(worker, Command::AddSession { id, ice }) {
+            self.forget(id);
+            return Err(ApiError::new(503, format!("relay busy: {e}")));
+        }
+        let expected = offer.fingerprints.clone();
+        let relay = Arc::clone(self);
+        let (room_s, stream_s) = (room.to_string(), stream.to_string());
+        self.spawn_dtls(id, worker, expected, move |keys| {
+            relay
+                .dp
+                .send(worker, Command::SetKeys { session: id, keys })
+                .ok()?;
+            for t in &tracks {
+                relay
+                    .dp
+                    .send(
+                        worker,
+                        Command::Publish {
+                            session: id,
+                            track: t.id,
+                            ssrc: t.ssrc,
+                            kind: t.kind,
+                        },
+                    )
+                    .ok()?;
+            }
+            let mut reg = lock(&relay.registry);
+            if let Some(s) = reg.sessions.get_mut(&id) {
+                s.connected = true;
+            }
+            let identity = reg
+                .sessions
+                .get(&id)
+                .map(|s| s.identity.clone())
+                .unwrap_or_default();
+            let r = reg.room(&room_s);
+            if let Some(s) = r.streams.get_mut(&stream_s) {
+                s.tracks = tracks;
+            }
+            let _ = r.events.send(RoomEvent::Published {
+                stream: stream_s.clone(),
+                identity,
+            });
+            Some(())
+        });
+        Ok(Created {
+            session: id,
+            answer: answer.sdp,
+            etag,
+        })
+    }
+
+    /// WHEP: subscribe to `stream` in `room` with an SDP offer.
+    pub async fn subscribe(
+        self: &Arc<Self>,
+        grant: Grant,
+        room: &str,
+        stream: &str,
+        offer_sdp: &str,
+        client_ip: IpAddr,
+    ) -> Result<Created, ApiError> {
+        self.admit(client_ip)?;
+        let offer = sdp::parse_offer(offer_sdp)
+            .map_err(|e| ApiError::new(400, format!("bad offer: {e}")))?;
+        let (tracks, pub_worker) = {
+            let reg = lock(&self.registry);
+            let s = reg.rooms.get(room).and_then(|r| r.streams.get(stream));
+            match s {
+                Some(s) if !s.tracks.is_empty() => {
+                    if s.subscribers.len() >= self.settings.max_subscribers_per_stream {
+                        return Err(ApiError::new(
+                            429,
+                            "this stream has as many subscribers as it may",
+                        ));
+                    }
+                    (s.tracks.clone(), s.publisher_worker)
+                }
+                _ => {
+                    return Err(ApiError::new(
+                        404,
+                        format!("no stream '{stream}' is published in room '{room}'"),
+                    ))
+                }
+            }
+        };
+        let worker = self.pick_worker();
+        let id = self.next_session.fetch_add(1, Ordering::Relaxed);
+        let ice = IceCredentials {
+            local_ufrag: random_string(8),
+            local_pwd: random_string(24),
+            remote_ufrag: offer.ice_ufrag.clone(),
+        };
+        let mut rng = rand::thread_rng();
+        let ssrcs: Vec<(u32, Option<u32>)> = tracks
+            .iter()
+            .map(|t| {
+                (
+                    rng.gen::<u32>() | 1,
+                    t.media.codec.rtx.map(|_| rng.gen::<u32>() | 1),
+                )
+            })
+            .collect();
+        let published: Vec<sdp::NegotiatedMedia> = tracks.iter().map(|t| t.media.clone()).collect();
+        let cname = random_string(16);
+        let params = AnswerParams {
+            ice_ufrag: &ice.local_ufrag,
+            ice_pwd: &ice.local_pwd,
+            fingerprint_sha256: self.identity.fingerprint_sha256(),
+            candidate: self.candidate(worker),
+            role: Role::Subscribe {
+                tracks: &published,
+                ssrcs: &ssrcs,
+                cname: &cname,
+            },
+            session_id: id,
+        };
+        let answer = sdp::answer(&offer, &params)
+            .map_err(|e| ApiError::new(400, format!("unsupported offer: {e}")))?;
+        // Which publisher track each answered section carries, with the subscriber's numbering.
+        let mut subscriptions = Vec::new();
+        for m in &answer.media {
+            let Some(ssrc) = m.ssrc else { continue };
+            let Some(i) = ssrcs.iter().position(|(s, _)| *s == ssrc) else {
+                continue;
+            };
+            let t = &tracks[i];
+            let params = SubscriptionParams {
+                ssrc,
+                payload_types: sdp::payload_type_map(&t.media, m),
+                seq_offset: 0,
+                ts_offset: 0,
+            };
+            subscriptions.push((
+                TrackRef {
+                    id: t.id,
+                    worker: pub_worker,
+                    kind: t.kind,
+                    ssrc: t.ssrc,
+                },
+                params,
+            ));
+        }
+        if subscriptions.is_empty() {
+            return Err(ApiError::new(
+                400,
+                "the offer accepts none of the stream's tracks",
+            ));
+        }
+        let etag = format!("\"{}\"", random_string(12));
+        {
+            let mut reg = lock(&self.registry);
+            reg.sessions.insert(
+                id,
+                SessionInfo {
+                    id,
+                    role: SessionRole::Subscriber,
+                    room: room.to_string(),
+                    stream: stream.to_string(),
+                    worker,
+                    identity: grant.identity.clone(),
+                    grant: grant.clone(),
+                    client_ip,
+                    etag: etag.clone(),
+                    connected: false,
+                },
+            );
+            if let Some(s) = reg.room(room).streams.get_mut(stream) {
+                s.subscribers.push(id);
+            }
+        }
+        if let Err(e) = self.dp.send(worker, Command::AddSession { id, ice }) {
+            self.forget(id);
+            return Err(ApiError::new(503, format!("relay busy: {e}")));
+        }
+        let relay = Arc::clone(self);
+        self.spawn_dtls(id, worker, offer.fingerprints.clone(), move |keys| {
+            relay
+                .dp
+                .send(worker, Command::SetKeys { session: id, keys })
+                .ok()?;
+            for (track, params) in subscriptions {
+                relay.dp.subscribe(worker, id, track, params).ok()?;
+            }
+            if let Some(s) = lock(&relay.registry).sessions.get_mut(&id) {
+                s.connected = true;
+            }
+            Some(())
+        });
+        Ok(Created {
+            session: id,
+            answer: answer.sdp,
+            etag,
+        })
+    }
+
+    /// Runs the session's DTLS handshake; on success hands the keys to `connected`, otherwise
+    /// ends the session without keys.
+    fn spawn_dtls(
+        self: &Arc<Self>,
+        id: SessionId,
+        worker: usize,
+        offered: Vec<sdp::Fingerprint>,
+        connected: impl FnOnce(crate::datapath::SessionKeys) -> Option<()> + Send + 'static,
+    ) {
+        let Some(expected) = expected_fingerprint(&offered) else {
+            // parse_offer guarantees a fingerprint; one we cannot check is as good as none.
+            eprintln!("tern: session {id}: no usable a=fingerprint; ending it");
+            self.end_session(id);
+            return;
+        };
+        let stats = Arc::new(DtlsStats::default());
+        let (inbox, in_rx) = dtls::datagram_queue(Arc::clone(&stats));
+        let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(64);
+        lock(&self.dtls_inboxes).insert(id, inbox);
+        let relay = Arc::clone(self);
+        tokio::spawn(async move {
+            while let Some(datagram) = out_rx.recv().await {
+                if relay
+                    .dp
+                    .send(
+                        worker,
+                        Command::SendDtls {
+                            session: id,
+                            data: datagram,
+                        },
+                    )
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        let relay = Arc::clone(self);
+        tokio::spawn(async move {
+            let result = dtls::accept_with_stats(
+                &relay.identity,
+                in_rx,
+                out_tx,
+                expected,
+                relay.settings.dtls_timeout,
+                stats,
+            )
+            .await;
+            match result {
+                Ok(outcome) => {
+                    if connected(outcome.keys).is_none() {
+                        relay.end_session(id);
+                    }
+                    // Keep the association (it answers retransmitted flights) while the session lives.
+                    let association = outcome.association;
+                    while lock(&relay.registry).sessions.contains_key(&id) {
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                    let _ = association.close().await;
+                }
+                Err(e) => {
+                    eprintln!("tern: session {id}: DTLS failed: {e}");
+                    relay.end_session(id);
+                }
+            }
+        });
+    }
+
+    /// Routes datapath events: DTLS datagrams to their handshake, expiries to `end_session`.
+    pub fn on_event(&self, event: Event) {
+        match event {
+            Event::Dtls { session, data, .. } => {
+                let inbox = lock(&self.dtls_inboxes).get(&session).cloned();
+                if let Some(inbox) = inbox {
+                    inbox.push(data);
+                }
+            }
+            Event::ConsentExpired { session } => {
+                self.end_session(session);
+            }
+            _ => {}
+        }
+    }
+
+    fn forget(&self, id: SessionId) {
+        lock(&self.dtls_inboxes).remove(&id);
+        let mut reg = lock(&self.registry);
+        let Some(info) = reg.sessions.remove(&id) else {
+            return;
+        };
+        let room = reg.room(&info.room);
+        let mut unpublished = false;
+        if let Some(s) = room.streams.get_mut(&info.stream) {
+            s.subscribers.retain(|x| *x != id);
+            if s.publisher == Some(id) {
+                s.publisher = None;
+                unpublished = !s.tracks.is_empty();
+                s.tracks.clear();
+            }
+            if s.publisher.is_none() && s.subscribers.is_empty() {
+                room.streams.remove(&info.stream);
+            }
+        }
+        if unpublished {
+            let _ = room.events.send(RoomEvent::Unpublished {
+                stream: info.stream.clone(),
+            });
+        }
+    }
+
+    /// Ends a session: the worker forgets it (media stops at once) and the registry too.
+    pub fn end_session(&self, id: SessionId) -> bool {
+        let worker = lock(&self.registry).sessions.get(&id).map(|s| s.worker);
+        let Some(worker) = worker else { return false };
+        let _ = self.dp.send(worker, Command::RemoveSession { id });
+        self.forget(id);
+        true
+    }
+
+    /// Ends every session whose token has expired or been revoked.
+    pub fn expire_sessions(&self, now: SystemTime) -> usize {
+        let doomed: Vec<SessionId> = lock(&self.registry)
+            .sessions
+            .values()
+            .filter(|s| s.grant.expires_at <= now || self.revocations.is_revoked(&s.grant))
+            .map(|s| s.id)
+            .collect();
+        for id in &doomed {
+            self.end_session(*id);
+        }
+        doomed.len()
+    }
+
+    /// Asks the webhook again about every live session; ends the ones it now refuses.
+    pub async fn recheck_webhook(&self) {
+        let Some(webhook) = &self.webhook else { return };
+        let live: Vec<SessionInfo> = lock(&self.registry).sessions.values().cloned().collect();
+        for s in live {
+            let action = match s.role {
+                SessionRole::Publisher => Action::Publish,
+                SessionRole::Subscriber => Action::Subscribe,
+            };
+            let req = WebhookRequest {
+                action,
+                room: s.room.clone(),
+                stream: s.stream.clone(),
+                identity: s.identity.clone(),
+                client_ip: s.client_ip,
+            };
+            if webhook.check(&req).await.is_err() {
+                self.end_session(s.id);
+            }
+        }
+    }
+
+    /// The kind of a media section, for the datapath.
+    pub fn media_kind(kind: sdp::MediaKind) -> Option<MediaKind> {
+        kind.datapath()
+    }
+}

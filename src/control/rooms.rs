@@ -1,0 +1,138 @@
+//! Rooms, streams and sessions as the slow path knows them, and the room event feed.
+//!
+//! Plain data behind one `Mutex` in `Relay`: every change is a signalling request or a
+//! housekeeping tick, never a media packet.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use super::auth::Grant;
+use crate::datapath::{MediaKind, SessionId, TrackId};
+use crate::wire::sdp::NegotiatedMedia;
+
+/// What a session does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionRole {
+    /// A WHIP publisher.
+    Publisher,
+    /// A WHEP subscriber.
+    Subscriber,
+}
+
+/// One published track.
+#[derive(Debug, Clone)]
+pub struct PublishedTrack {
+    pub id: TrackId,
+    pub kind: MediaKind,
+    /// The publisher's SSRC (from its offer).
+    pub ssrc: u32,
+    /// What the publisher negotiated: codec, payload types, extensions.
+    pub media: NegotiatedMedia,
+}
+
+/// A session the slow path has created.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    pub id: SessionId,
+    pub role: SessionRole,
+    pub room: String,
+    pub stream: String,
+    pub worker: usize,
+    pub identity: String,
+    /// The token the session was created with (expiry and revocation apply for its lifetime).
+    pub grant: Grant,
+    pub client_ip: IpAddr,
+    pub etag: String,
+    /// Set once DTLS has completed and keys are installed.
+    pub connected: bool,
+}
+
+/// A published stream: its publisher, tracks and subscribers.
+#[derive(Debug, Default)]
+pub struct Stream {
+    pub publisher: Option<SessionId>,
+    pub publisher_worker: usize,
+    pub tracks: Vec<PublishedTrack>,
+    pub subscribers: Vec<SessionId>,
+}
+
+/// A room's streams and event feed.
+#[derive(Debug)]
+pub struct Room {
+    pub streams: HashMap<String, Stream>,
+    pub events: broadcast::Sender<RoomEvent>,
+}
+
+impl Room {
+    fn new() -> Self {
+        Self {
+            streams: HashMap::new(),
+            events: broadcast::channel(64).0,
+        }
+    }
+}
+
+/// What the room feed says (as JSON in Server-Sent Events).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "lowercase")]
+pub enum RoomEvent {
+    /// A stream can be subscribed to.
+    Published { stream: String, identity: String },
+    /// A stream is gone.
+    Unpublished { stream: String },
+}
+
+/// Every room, stream and session.
+#[derive(Debug, Default)]
+pub struct Registry {
+    pub rooms: HashMap<String, Room>,
+    pub sessions: HashMap<SessionId, SessionInfo>,
+}
+
+impl Registry {
+    /// The room, created on first use.
+    pub fn room(&mut self, name: &str) -> &mut Room {
+        self.rooms.entry(name.to_string()).or_insert_with(Room::new)
+    }
+
+    /// The streams published (with a connected publisher) in a room, for a new listener.
+    pub fn published(&self, room: &str) -> Vec<RoomEvent> {
+        let Some(r) = self.rooms.get(room) else {
+            return Vec::new();
+        };
+        let mut v: Vec<RoomEvent> = r
+            .streams
+            .iter()
+            .filter(|(_, s)| !s.tracks.is_empty())
+            .filter_map(|(name, s)| {
+                let publisher = self.sessions.get(&s.publisher?)?;
+                Some(RoomEvent::Published {
+                    stream: name.clone(),
+                    identity: publisher.identity.clone(),
+                })
+            })
+            .collect();
+        v.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+        v
+    }
+
+    /// Sessions per worker, to place a new session on the least loaded.
+    pub fn sessions_per_worker(&self, workers: usize) -> Vec<usize> {
+        let mut n = vec![0; workers];
+        for s in self.sessions.values() {
+            if let Some(c) = n.get_mut(s.worker) {
+                *c += 1;
+            }
+        }
+        n
+    }
+
+    /// Sessions from one client address.
+    pub fn sessions_from(&self, ip: IpAddr) -> usize {
+        self.sessions.values().filter(|s| s.client_ip == ip).count()
+    }
+}

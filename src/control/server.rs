@@ -1,0 +1,210 @@
+//! Starting the whole relay: datapath, DTLS identity, auth, the HTTP server and the background
+//! tasks (datapath events, token expiry and revocation, webhook re-checks, drain).
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::auth::{TokenMinter, TokenVerifier, Webhook};
+use super::dtls::DtlsIdentity;
+use super::http;
+use super::relay::{Relay, RelaySettings};
+use crate::config::{Config, JwtAlgorithm};
+use crate::datapath::Datapath;
+
+/// Why the relay could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The datapath could not start.
+    #[error("datapath: {0}")]
+    Datapath(#[from] crate::datapath::DatapathError),
+    /// The HTTP listener could not bind.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    /// Keys, certificate or secrets could not be set up.
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// A running relay.
+#[derive(Debug)]
+pub struct RunningServer {
+    /// Where HTTP listens.
+    pub http_addr: SocketAddr,
+    /// The slow path's state.
+    pub relay: Arc<Relay>,
+    /// Mints tokens with the relay's HS256 secret (when it has one).
+    pub minter: Option<TokenMinter>,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Stops accepting, ends every session and waits for the HTTP server.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Drains: `/readyz` turns false and new sessions get 503; returns when every session has
+    /// ended or `timeout` passed.
+    pub async fn drain(&self, timeout: Duration) {
+        self.relay.draining.store(true, Ordering::Relaxed);
+        let deadline = tokio::time::Instant::now() + timeout;
+        while tokio::time::Instant::now() < deadline {
+            if self
+                .relay
+                .registry
+                .lock()
+                .map(|r| r.sessions.is_empty())
+                .unwrap_or(true)
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// The HS256 secret: `TERN_JWT_SECRET`, else the config's secret file, else `fallback`.
+pub fn jwt_secret(
+    config: &Config,
+    fallback: Option<Vec<u8>>,
+) -> Result<Option<Vec<u8>>, StartError> {
+    if let Ok(s) = std::env::var(crate::config::JWT_SECRET_ENV) {
+        if !s.is_empty() {
+            return Ok(Some(s.into_bytes()));
+        }
+    }
+    if let Some(path) = &config.auth.jwt_secret_file {
+        let bytes = std::fs::read(path).map_err(|e| {
+            StartError::Setup(format!("auth.jwt_secret_file {}: {e}", path.display()))
+        })?;
+        let trimmed = String::from_utf8_lossy(&bytes).trim().as_bytes().to_vec();
+        return Ok(Some(trimmed));
+    }
+    Ok(fallback)
+}
+
+/// Starts the relay described by `config`. `fallback_secret` is used for HS256 when neither the
+/// environment nor the config names a secret (the no-config quick start passes a random one).
+pub async fn start(
+    config: &Config,
+    fallback_secret: Option<Vec<u8>>,
+) -> Result<RunningServer, StartError> {
+    // One crypto provider for every rustls user in the process (an error means one is set).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let dp = Arc::new(Datapath::start(config.datapath())?);
+    let identity = Arc::new(
+        DtlsIdentity::generate()
+            .map_err(|e| StartError::Setup(format!("DTLS certificate: {e}")))?,
+    );
+    let (verifier, minter) = match config.auth.algorithm {
+        JwtAlgorithm::Hs256 => {
+            let secret = jwt_secret(config, fallback_secret)?.ok_or_else(|| {
+                StartError::Setup("auth: HS256 needs jwt_secret_file or TERN_JWT_SECRET".into())
+            })?;
+            let setup = |e| StartError::Setup(format!("auth: {e}"));
+            (
+                TokenVerifier::hs256(secret.clone()).map_err(setup)?,
+                Some(TokenMinter::hs256(secret).map_err(setup)?),
+            )
+        }
+        _ => {
+            let verifier = TokenVerifier::from_config(&config.auth)
+                .map_err(|e| StartError::Setup(format!("auth: {e}")))?;
+            (verifier, None)
+        }
+    };
+    let webhook = Webhook::from_config(&config.auth)
+        .map_err(|e| StartError::Setup(format!("auth.webhook_url: {e}")))?;
+    let admin_token = match &config.auth.admin_token_file {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .map_err(|e| {
+                    StartError::Setup(format!("auth.admin_token_file {}: {e}", p.display()))
+                })?
+                .trim()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let settings = RelaySettings {
+        sessions_per_ip: config.limits.sessions_per_ip as usize,
+        max_subscribers_per_stream: config.limits.max_subscribers_per_stream as usize,
+        advertised: config.media.advertised_address,
+        ..RelaySettings::default()
+    };
+    let relay = Relay::new(dp, identity, verifier, webhook, admin_token, settings);
+
+    // Datapath events arrive on a crossbeam channel: a plain thread forwards them.
+    {
+        let relay = Arc::clone(&relay);
+        let events = relay.dp.events().clone();
+        std::thread::Builder::new()
+            .name("tern-events".into())
+            .spawn(move || {
+                while let Ok(ev) = events.recv() {
+                    relay.on_event(ev);
+                }
+            })
+            .map_err(|e| StartError::Setup(format!("event thread: {e}")))?;
+    }
+    let (shutdown, mut stop_rx) = watch::channel(false);
+    // Token expiry and revocation end media within a second; the webhook is asked again.
+    {
+        let relay = Arc::clone(&relay);
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            let mut last_recheck = tokio::time::Instant::now();
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.changed() => break,
+                }
+                relay.expire_sessions(SystemTime::now());
+                if let Some(every) = relay.settings.webhook_recheck {
+                    if last_recheck.elapsed() >= every {
+                        last_recheck = tokio::time::Instant::now();
+                        relay.recheck_webhook().await;
+                    }
+                }
+            }
+        });
+    }
+    let listener = TcpListener::bind(config.http.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: config.http.listen,
+            source,
+        })?;
+    let http_addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: config.http.listen,
+        source,
+    })?;
+    let app = http::router(Arc::clone(&relay), config.limits.requests_per_minute);
+    let task = tokio::spawn(async move {
+        let service = app.into_make_service_with_connect_info::<SocketAddr>();
+        let _ = axum::serve(listener, service)
+            .with_graceful_shutdown(async move {
+                let _ = stop_rx.changed().await;
+            })
+            .await;
+    });
+    Ok(RunningServer {
+        http_addr,
+        relay,
+        minter,
+        shutdown,
+        task,
+    })
+}
