@@ -235,6 +235,16 @@ impl fmt::Debug for DtlsAssociation {
     }
 }
 
+/// Makes aws-lc-rs the process-wide rustls crypto provider, once. rustls cannot choose by
+/// itself when the dependency graph enables more than one provider (a test client pulling in
+/// ring, say), and the dtls crate verifies certificates through it.
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    });
+}
+
 /// Run a DTLS 1.2 server handshake for one session, with fresh counters. See
 /// [`accept_with_stats`].
 pub async fn accept(
@@ -269,6 +279,7 @@ pub async fn accept_with_stats(
     timeout: Duration,
     stats: Arc<DtlsStats>,
 ) -> Result<DtlsOutcome, DtlsError> {
+    install_crypto_provider();
     let conn = Arc::new(ChannelConn::new(incoming, outgoing, Arc::clone(&stats)));
     let input_closed = Arc::clone(&conn.input_closed);
     let mismatch = Arc::new(AtomicBool::new(false));

@@ -100,8 +100,7 @@ pub async fn start(
     config: &Config,
     fallback_secret: Option<Vec<u8>>,
 ) -> Result<RunningServer, StartError> {
-    // One crypto provider for every rustls user in the process (an error means one is set).
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    super::dtls::install_crypto_provider();
     let dp = Arc::new(Datapath::start(config.datapath())?);
     let identity = Arc::new(
         DtlsIdentity::generate()

@@ -21,6 +21,7 @@ pub struct DtlsIdentity {
 impl DtlsIdentity {
     /// A fresh ECDSA P-256 key and a self-signed certificate for it (subject "tern").
     pub fn generate() -> Result<Self, DtlsError> {
+        super::install_crypto_provider();
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
             .map_err(|e| DtlsError::Identity(format!("key generation: {e}")))?;
         let mut params = rcgen::CertificateParams::new(vec!["tern".to_owned()])
@@ -37,6 +38,7 @@ impl DtlsIdentity {
     /// Load a certificate (the first `CERTIFICATE` block of `cert_pem`) and its PKCS#8 private key
     /// (`key_pem`). The key must be ECDSA P-256 and must be the certificate's key.
     pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, DtlsError> {
+        super::install_crypto_provider();
         let blocks = pem::parse_many(cert_pem)
             .map_err(|e| DtlsError::Identity(format!("certificate PEM: {e}")))?;
         let der = blocks
