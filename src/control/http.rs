@@ -166,7 +166,7 @@ fn sdp_body(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiError> {
     String::from_utf8(body.to_vec()).map_err(|_| ApiError::new(400, "the offer is not UTF-8"))
 }
 
-fn created(c: Created) -> Response {
+fn created_response(c: Created) -> Response {
     let mut r = (StatusCode::CREATED, c.answer).into_response();
     let h = r.headers_mut();
     h.insert(
@@ -189,29 +189,26 @@ async fn whip(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    if app.relay.draining.load(Ordering::Relaxed) {
-        return Err(ApiError {
-            status: 503,
-            reason: "draining: try another relay".into(),
-            retry_after: Some(5),
-        });
-    }
-    let grant = app
-        .relay
-        .authorize(bearer(&headers), Action::Publish, &room, &stream, peer.ip())
-        .await?;
-    let offer = sdp_body(&headers, &body)?;
-    Ok(created(
-        app.relay
-            .publish(grant, &room, &stream, &offer, peer.ip())
-            .await?,
-    ))
+    offer_answer(app, peer, Action::Publish, room, stream, headers, body).await
 }
 
 async fn whep(
     State(app): State<App>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((room, stream)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    offer_answer(app, peer, Action::Subscribe, room, stream, headers, body).await
+}
+
+/// WHIP and WHEP alike: drain check, auth, then the offer/answer exchange.
+async fn offer_answer(
+    app: App,
+    peer: SocketAddr,
+    action: Action,
+    room: String,
+    stream: String,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -224,20 +221,22 @@ async fn whep(
     }
     let grant = app
         .relay
-        .authorize(
-            bearer(&headers),
-            Action::Subscribe,
-            &room,
-            &stream,
-            peer.ip(),
-        )
+        .authorize(bearer(&headers), action, &room, &stream, peer.ip())
         .await?;
     let offer = sdp_body(&headers, &body)?;
-    Ok(created(
-        app.relay
-            .subscribe(grant, &room, &stream, &offer, peer.ip())
-            .await?,
-    ))
+    let created = match action {
+        Action::Publish => {
+            app.relay
+                .publish(grant, &room, &stream, &offer, peer.ip())
+                .await?
+        }
+        Action::Subscribe => {
+            app.relay
+                .subscribe(grant, &room, &stream, &offer, peer.ip())
+                .await?
+        }
+    };
+    Ok(created_response(created))
 }
 
 /// The session's room/stream/role, after checking that the token may act on it.
