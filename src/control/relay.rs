@@ -210,6 +210,18 @@ impl Relay {
             .unwrap_or(0)
     }
 
+    /// A worker (the least loaded), a session id and fresh ICE credentials for a new session.
+    fn allocate(&self, offer: &sdp::Offer) -> (usize, SessionId, IceCredentials) {
+        let worker = self.pick_worker();
+        let id = self.next_session.fetch_add(1, Ordering::Relaxed);
+        let ice = IceCredentials {
+            local_ufrag: random_string(8),
+            local_pwd: random_string(24),
+            remote_ufrag: offer.ice_ufrag.clone(),
+        };
+        (worker, id, ice)
+    }
+
     fn candidate(&self, worker: usize) -> SocketAddr {
         let local = self.dp.local_addr(worker);
         match self.settings.advertised {
@@ -240,13 +252,7 @@ impl Relay {
                 ));
             }
         }
-        let worker = self.pick_worker();
-        let id = self.next_session.fetch_add(1, Ordering::Relaxed);
-        let ice = IceCredentials {
-            local_ufrag: random_string(8),
-            local_pwd: random_string(24),
-            remote_ufrag: offer.ice_ufrag.clone(),
-        };
+        let (worker, id, ice) = self.allocate(&offer);
         let params = AnswerParams {
             ice_ufrag: &ice.local_ufrag,
             ice_pwd: &ice.local_pwd,
@@ -393,13 +399,7 @@ impl Relay {
                 }
             }
         };
-        let worker = self.pick_worker();
-        let id = self.next_session.fetch_add(1, Ordering::Relaxed);
-        let ice = IceCredentials {
-            local_ufrag: random_string(8),
-            local_pwd: random_string(24),
-            remote_ufrag: offer.ice_ufrag.clone(),
-        };
+        let (worker, id, ice) = self.allocate(&offer);
         let mut rng = rand::thread_rng();
         let ssrcs: Vec<(u32, Option<u32>)> = tracks
             .iter()
