@@ -27,6 +27,27 @@ async fn relay_media(profile: Option<SrtpProtectionProfile>) {
     );
     let counters = pair.running.relay.dp.total_counters();
     assert!(counters.media_out >= 50, "{counters:?}");
+    // The same figures reach Prometheus, with relay latency and DTLS counters.
+    let metrics = reqwest::get(format!("http://{}/metrics", pair.running.http_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let media_out: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tern_media_out_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("tern_media_out_total in /metrics");
+    assert!(media_out >= 50, "{metrics}");
+    assert!(
+        metrics.contains("tern_relay_latency_ns{quantile=\"0.99\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tern_dtls_final_flight_resends_total"),
+        "{metrics}"
+    );
     pair.close().await;
 }
 

@@ -3,10 +3,11 @@
 
 use std::fmt::Write;
 
+use super::dtls::DtlsStats;
 use crate::datapath::Datapath;
 
 /// The `/metrics` body.
-pub fn render(dp: &Datapath) -> String {
+pub fn render(dp: &Datapath, dtls: &DtlsStats) -> String {
     let mut out = String::new();
     let mut total = crate::datapath::Counters::default();
     let mut all = crate::datapath::stats_histogram();
@@ -43,5 +44,16 @@ pub fn render(dp: &Datapath) -> String {
         );
     }
     let _ = writeln!(out, "tern_relay_latency_ns_count {}", all.len());
+    let _ = writeln!(
+        out,
+        "tern_dtls_final_flight_resends_total {}",
+        dtls.final_flight_resends()
+    );
+    let _ = writeln!(
+        out,
+        "tern_dtls_duplicate_hello_verify_total {}",
+        dtls.duplicate_hello_verifies()
+    );
+    let _ = writeln!(out, "tern_dtls_dropped_total {}", dtls.dropped());
     out
 }

@@ -97,6 +97,8 @@ pub struct Relay {
     next_session: AtomicU64,
     next_track: AtomicU32,
     pub draining: AtomicBool,
+    /// DTLS counters of every session's handshake (resent final flights, drops, …).
+    pub dtls_stats: Arc<DtlsStats>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -155,6 +157,7 @@ impl Relay {
             next_session: AtomicU64::new(1),
             next_track: AtomicU32::new(1),
             draining: AtomicBool::new(false),
+            dtls_stats: Arc::new(DtlsStats::default()),
         })
     }
 
@@ -518,7 +521,7 @@ impl Relay {
             self.end_session(id);
             return;
         };
-        let stats = Arc::new(DtlsStats::default());
+        let stats = Arc::clone(&self.dtls_stats);
         let (inbox, in_rx) = dtls::datagram_queue(Arc::clone(&stats));
         let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(64);
         lock(&self.dtls_inboxes).insert(id, inbox);
