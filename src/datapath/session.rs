@@ -166,3 +166,20 @@ pub struct Track {
     pub highest_seq: Option<u64>,
     pub received: u64,
 }
+
+impl Track {
+    /// A track with no subscribers yet and an empty retransmission cache of `nack_cache` packets.
+    pub fn new(kind: MediaKind, origin: Origin, publisher_ssrc: u32, nack_cache: usize) -> Self {
+        Self {
+            kind,
+            origin,
+            publisher_ssrc,
+            subscribers: Vec::new(),
+            remote_workers: 0,
+            cache: RetransmitCache::new(nack_cache),
+            last_keyframe_request: None,
+            highest_seq: None,
+            received: 0,
+        }
+    }
+}

@@ -19,7 +19,7 @@ use hdrhistogram::Histogram;
 use super::command::{Command, Event};
 use super::fanout::{FanoutMsg, PacketPool, Rings};
 use super::io::{SendQueue, UdpIo, Waker};
-use super::session::{MediaKind, Origin, RetransmitCache, Session, Subscription, Track};
+use super::session::{MediaKind, Origin, Session, Subscription, Track};
 use super::stats::{new_latency_histogram, Counters, WorkerStats};
 use super::{SessionId, TrackId};
 use crate::ice::{self, Consent};
@@ -275,11 +275,7 @@ impl Core {
     }
 
     fn count_srtp_error(&mut self, e: SrtpError) {
-        match e {
-            SrtpError::AuthFailed => self.counters.auth_failures += 1,
-            SrtpError::Replayed => self.counters.replays += 1,
-            _ => self.counters.srtp_errors += 1,
-        }
+        count_srtp_error(&mut self.counters, e);
     }
 
     /// The slot of the session whose ICE check `src` passed, after unprotecting `buf` in place
@@ -599,14 +595,8 @@ impl Core {
                 let Ok(len) = rtcp::write_pli(out, self.relay_ssrc, media) else {
                     return;
                 };
-                match ctx.protect_rtcp(out, len) {
-                    Ok(n) => {
-                        tx.commit(n, addr);
-                        self.counters.keyframe_requests += 1;
-                        self.counters.packets_out += 1;
-                        self.counters.bytes_out += n as u64;
-                    }
-                    Err(e) => self.count_srtp_error(e),
+                if commit_rtcp(tx, ctx, addr, len, &mut self.counters) {
+                    self.counters.keyframe_requests += 1;
                 }
             }
         }
@@ -677,14 +667,8 @@ impl Core {
             let (Some(addr), Some(ctx)) = (session.addr, session.srtp_tx.as_mut()) else {
                 continue;
             };
-            match ctx.protect_rtcp(out, len) {
-                Ok(n) => {
-                    tx.commit(n, addr);
-                    self.counters.reports_sent += 1;
-                    self.counters.packets_out += 1;
-                    self.counters.bytes_out += n as u64;
-                }
-                Err(e) => self.count_srtp_error(e),
+            if commit_rtcp(tx, ctx, addr, len, &mut self.counters) {
+                self.counters.reports_sent += 1;
             }
         }
     }
@@ -776,17 +760,10 @@ impl Core {
                     s.inbound.push((ssrc, track));
                 }
                 let nack_cache = self.nack_cache;
-                let t = self.tracks.entry(track).or_insert_with(|| Track {
-                    kind,
-                    origin: Origin::Local(slot),
-                    publisher_ssrc: ssrc,
-                    subscribers: Vec::new(),
-                    remote_workers: 0,
-                    cache: RetransmitCache::new(nack_cache),
-                    last_keyframe_request: None,
-                    highest_seq: None,
-                    received: 0,
-                });
+                let t = self
+                    .tracks
+                    .entry(track)
+                    .or_insert_with(|| Track::new(kind, Origin::Local(slot), ssrc, nack_cache));
                 t.origin = Origin::Local(slot);
                 t.publisher_ssrc = ssrc;
                 t.kind = kind;
@@ -803,22 +780,12 @@ impl Core {
                     return;
                 };
                 let nack_cache = self.nack_cache;
-                let origin = if origin_worker == self.id {
-                    None
-                } else {
-                    Some(Origin::Remote(origin_worker))
-                };
-                let t = self.tracks.entry(track).or_insert_with(|| Track {
-                    kind,
-                    origin: origin.unwrap_or(Origin::Remote(origin_worker)),
-                    publisher_ssrc,
-                    subscribers: Vec::new(),
-                    remote_workers: 0,
-                    cache: RetransmitCache::new(nack_cache),
-                    last_keyframe_request: None,
-                    highest_seq: None,
-                    received: 0,
-                });
+                // Until (unless) this worker's own Publish arrives, the packets come on a ring.
+                let origin = Origin::Remote(origin_worker);
+                let t = self
+                    .tracks
+                    .entry(track)
+                    .or_insert_with(|| Track::new(kind, origin, publisher_ssrc, nack_cache));
                 t.subscribers.retain(|s| s.session != slot);
                 t.subscribers.push(Subscription {
                     session: slot,
@@ -917,6 +884,42 @@ impl Core {
             self.tracks.remove(t);
         }
         self.counters.sessions = self.by_id.len() as u64;
+    }
+}
+
+fn count_srtp_error(counters: &mut Counters, e: SrtpError) {
+    match e {
+        SrtpError::AuthFailed => counters.auth_failures += 1,
+        SrtpError::Replayed => counters.replays += 1,
+        _ => counters.srtp_errors += 1,
+    }
+}
+
+/// Protects the RTCP compound of `len` bytes written into `tx`'s current slot and queues it for
+/// `addr`; counts a refusal. True when queued.
+fn commit_rtcp(
+    tx: &mut SendQueue,
+    ctx: &mut SrtpContext,
+    addr: SocketAddr,
+    len: usize,
+    counters: &mut Counters,
+) -> bool {
+    // An uncommitted slot is handed out again: it still holds what the caller wrote.
+    let Some(out) = tx.slot() else {
+        counters.send_queue_full += 1;
+        return false;
+    };
+    match ctx.protect_rtcp(out, len) {
+        Ok(n) => {
+            tx.commit(n, addr);
+            counters.packets_out += 1;
+            counters.bytes_out += n as u64;
+            true
+        }
+        Err(e) => {
+            count_srtp_error(counters, e);
+            false
+        }
     }
 }
 
