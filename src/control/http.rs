@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -213,11 +213,7 @@ async fn offer_answer(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     if app.relay.draining.load(Ordering::Relaxed) {
-        return Err(ApiError {
-            status: 503,
-            reason: "draining: try another relay".into(),
-            retry_after: Some(5),
-        });
+        return Err(ApiError::draining());
     }
     let grant = app
         .relay
@@ -425,9 +421,4 @@ async fn admin_revoke(
 
 async fn demo() -> Html<&'static str> {
     Html(include_str!("demo.html"))
-}
-
-/// An empty body for tests that need one.
-pub fn empty() -> Body {
-    Body::empty()
 }

@@ -17,9 +17,7 @@ use super::auth::{
 use super::dtls::{self, DtlsIdentity};
 use super::dtls::{DtlsStats, Fingerprint, FingerprintAlgorithm};
 use super::rooms::{PublishedTrack, Registry, RoomEvent, SessionInfo, SessionRole};
-use crate::datapath::{
-    Command, Datapath, Event, MediaKind, SessionId, SubscriptionParams, TrackRef,
-};
+use crate::datapath::{Command, Datapath, Event, SessionId, SubscriptionParams, TrackRef};
 use crate::ice::IceCredentials;
 use crate::wire::sdp::{self, AnswerParams, Role};
 
@@ -37,6 +35,17 @@ impl ApiError {
             status,
             reason: reason.into(),
             retry_after: None,
+        }
+    }
+}
+
+impl ApiError {
+    /// 503 with Retry-After while the relay drains.
+    pub fn draining() -> Self {
+        Self {
+            status: 503,
+            reason: "draining: try another relay".into(),
+            retry_after: Some(5),
         }
     }
 }
@@ -191,11 +200,7 @@ impl Relay {
 
     fn admit(&self, client_ip: IpAddr) -> Result<(), ApiError> {
         if self.draining.load(Ordering::Relaxed) {
-            return Err(ApiError {
-                status: 503,
-                reason: "draining: try another relay".into(),
-                retry_after: Some(5),
-            });
+            return Err(ApiError::draining());
         }
         if lock(&self.registry).sessions_from(client_ip) >= self.settings.sessions_per_ip {
             return Err(ApiError::new(429, "too many sessions from this address"));
@@ -659,10 +664,5 @@ impl Relay {
                 self.end_session(s.id);
             }
         }
-    }
-
-    /// The kind of a media section, for the datapath.
-    pub fn media_kind(kind: sdp::MediaKind) -> Option<MediaKind> {
-        kind.datapath()
     }
 }
