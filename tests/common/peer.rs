@@ -75,7 +75,13 @@ impl Peer {
             )
             .unwrap();
         }
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        // A wide receive buffer: fan-out tests read 50 sockets from threads on a 2-core box, and
+        // a loss in this kernel queue is not the relay's.
+        let raw = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+        let _ = raw.set_recv_buffer_size(2 << 20);
+        raw.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .unwrap();
+        let sock: UdpSocket = raw.into();
         sock.set_read_timeout(Some(Duration::from_millis(200)))
             .unwrap();
         let tx = SrtpContext::new(PROFILE, &keys.remote_key, &keys.remote_salt).unwrap();
