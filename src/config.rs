@@ -57,7 +57,8 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
-    /// Address and port the HTTP server listens on (default `127.0.0.1:8080`).
+    /// Address and port the HTTP server listens on (default `127.0.0.1:8080`; port 0 takes a
+    /// free port and the start-up log line names it).
     pub listen: SocketAddr,
 }
 

@@ -1,10 +1,15 @@
-//! The `tern` command line: `tern serve` (loads and checks the config; the server itself is not
-//! built yet), `tern check-config`, `tern version`.
+//! The `tern` command line: `tern serve` (the relay, with systemd's notify protocol, SIGTERM
+//! drain and SIGHUP reload), `tern check-config`, `tern token`, `tern version`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::signal::unix::SignalKind;
 
 use tern::config::{Config, DEFAULT_PATH};
+use tern::control::notify::{self, Notifier};
 
 const USAGE: &str = "usage: tern <command>
   serve [--config FILE]   run the relay (no --config: built-in defaults on 127.0.0.1)
@@ -93,7 +98,7 @@ fn serve(args: &[String]) -> ExitCode {
             rand::thread_rng().fill_bytes(&mut s);
             s.to_vec()
         });
-        let server = match tern::control::server::start(&config, fallback).await {
+        let server = match tern::control::server::start(&config, fallback.clone()).await {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("tern: cannot start: {e}");
@@ -108,33 +113,54 @@ fn serve(args: &[String]) -> ExitCode {
         );
         if quick_start {
             if let Some(minter) = &server.minter {
-                let token = minter.mint("demo", None, true, true, "demo-user", std::time::Duration::from_secs(12 * 3600));
+                let token = minter.mint("demo", None, true, true, "demo-user", Duration::from_secs(12 * 3600));
                 println!(
                     "Open this link in two browser tabs to see them talk (valid 12 h):\n  http://{}/?room=demo&token={token}&autojoin=1",
                     server.http_addr
                 );
             }
         }
-        let drain_timeout = config.drain_timeout();
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
+        let mut drain_timeout = config.drain_timeout();
+        let signal = |kind: SignalKind| {
+            tokio::signal::unix::signal(kind).map_err(|e| eprintln!("tern: cannot watch signals: {e}"))
+        };
+        let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
+            return ExitCode::FAILURE;
+        };
+        let notifier = match Notifier::from_env() {
+            Ok(n) => n.map(Arc::new),
             Err(e) => {
-                eprintln!("tern: cannot watch SIGTERM: {e}");
-                return ExitCode::FAILURE;
+                eprintln!("tern: NOTIFY_SOCKET: {e}; not talking to the service manager");
+                None
             }
         };
-        let mut dead_check = tokio::time::interval(std::time::Duration::from_millis(500));
+        // HTTP listens and `start` waited for every worker: ready.
+        notify(&notifier, "READY=1\nSTATUS=serving");
+        if let Some(n) = &notifier {
+            tokio::spawn(report_health(Arc::clone(n), Arc::clone(&server.relay)));
+        }
+        let mut dead_check = tokio::time::interval(Duration::from_millis(250));
         loop {
             tokio::select! {
                 _ = term.recv() => {
                     eprintln!("tern: SIGTERM: draining for up to {drain_timeout:?}");
+                    notify(&notifier, "STOPPING=1\nSTATUS=draining");
                     server.drain(drain_timeout).await;
                     server.stop().await;
+                    eprintln!("tern: drained; exiting");
                     return ExitCode::SUCCESS;
                 }
                 _ = tokio::signal::ctrl_c() => {
                     server.stop().await;
                     return ExitCode::SUCCESS;
+                }
+                _ = hup.recv() => {
+                    notify(&notifier, "RELOADING=1");
+                    match reload(&server, path.as_deref(), fallback.clone()) {
+                        Ok(new_drain) => drain_timeout = new_drain,
+                        Err(e) => eprintln!("tern: SIGHUP: keeping the running config: {e}"),
+                    }
+                    notify(&notifier, "READY=1\nSTATUS=serving");
                 }
                 _ = dead_check.tick() => {
                     let dead = server.relay.dp.dead_workers();
@@ -146,6 +172,78 @@ fn serve(args: &[String]) -> ExitCode {
             }
         }
     })
+}
+
+fn notify(notifier: &Option<Arc<Notifier>>, message: &str) {
+    if let Some(n) = notifier {
+        if let Err(e) = n.send(message) {
+            eprintln!("tern: sd_notify: {e}");
+        }
+    }
+}
+
+/// `WATCHDOG=1` while every worker makes progress (at half of `WatchdogSec`), `STATUS=` with
+/// sessions and packet rates every two seconds. Runs through the drain too.
+async fn report_health(notifier: Arc<Notifier>, relay: Arc<tern::control::relay::Relay>) {
+    let watchdog = notify::watchdog_interval();
+    let mut meter = notify::RateMeter::default();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut last_ping: Option<tokio::time::Instant> = None;
+    let mut last_status: Option<tokio::time::Instant> = None;
+    let mut withheld = false;
+    loop {
+        tick.tick().await;
+        let now = tokio::time::Instant::now();
+        if let Some(every) = watchdog {
+            if last_ping.is_none_or(|t| now - t >= every) {
+                match notify::datapath_healthy(&relay.dp) {
+                    Ok(()) => {
+                        let _ = notifier.send("WATCHDOG=1");
+                        last_ping = Some(now);
+                        withheld = false;
+                    }
+                    Err(why) => {
+                        if !withheld {
+                            eprintln!("tern: withholding the watchdog ping: {why}");
+                            withheld = true;
+                        }
+                    }
+                }
+            }
+        }
+        if last_status.is_none_or(|t| now - t >= Duration::from_secs(2)) {
+            last_status = Some(now);
+            let sessions = relay.registry.lock().map(|r| r.sessions.len()).unwrap_or(0);
+            let c = relay.dp.total_counters();
+            let status = meter.status(sessions, c.packets_in, c.packets_out);
+            let _ = notifier.send(&format!("STATUS={status}"));
+        }
+    }
+}
+
+/// SIGHUP: re-reads the config (or the defaults) and swaps in its auth and limits. Returns the
+/// new drain timeout; on any error the running config stays.
+fn reload(
+    server: &tern::control::server::RunningServer,
+    path: Option<&std::path::Path>,
+    fallback: Option<Vec<u8>>,
+) -> Result<Duration, String> {
+    let config = match path {
+        Some(p) => Config::load(p).map_err(|e| e.to_string())?,
+        None => Config::default(),
+    };
+    let restart = server
+        .reload(&config, fallback)
+        .map_err(|e| e.to_string())?;
+    let origin = path.map_or("built-in defaults".into(), |p| p.display().to_string());
+    eprintln!("tern: SIGHUP: reloaded auth and limits from {origin}; live sessions kept");
+    if !restart.is_empty() {
+        eprintln!(
+            "tern: SIGHUP: changes to {} take effect only after a restart",
+            restart.join(", ")
+        );
+    }
+    Ok(config.drain_timeout())
 }
 
 fn check_config(args: &[String]) -> ExitCode {

@@ -11,7 +11,6 @@ use super::{Config, ConfigError, JwtAlgorithm, Workers, JWT_SECRET_ENV};
 /// Validates `config` in place; also moves a top-level `drain_timeout` into `[lifecycle]`.
 pub(crate) fn check(config: &mut Config, source: &Source<'_>) -> Result<(), ConfigError> {
     lifecycle(config, source)?;
-    http(config, source)?;
     media(config, source)?;
     auth(config, source)?;
     limits(config, source)
@@ -34,13 +33,6 @@ fn lifecycle(config: &mut Config, source: &Source<'_>) -> Result<(), ConfigError
     };
     if config.lifecycle.drain_timeout.is_zero() {
         return Err(source.error(field, "must be longer than 0s"));
-    }
-    Ok(())
-}
-
-fn http(config: &Config, source: &Source<'_>) -> Result<(), ConfigError> {
-    if config.http.listen.port() == 0 {
-        return Err(source.error("http.listen", "must name a port, e.g. 127.0.0.1:8080"));
     }
     Ok(())
 }

@@ -25,35 +25,25 @@ use super::auth::{self, Action};
 use super::metrics;
 use super::relay::{ApiError, Created, Relay};
 
-/// Largest SDP body accepted.
-pub const MAX_BODY: usize = 64 * 1024;
-
 /// Per-address request budget (token bucket).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct RateLimiter {
-    per_minute: f64,
     buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
 }
 
 impl RateLimiter {
-    /// `per_minute` requests per minute per address, with a burst of the same size.
-    pub fn new(per_minute: u32) -> Self {
-        Self {
-            per_minute: f64::from(per_minute.max(1)),
-            buckets: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Takes one request from `ip`'s budget.
-    pub fn allow(&self, ip: IpAddr) -> bool {
+    /// Takes one request from `ip`'s budget of `per_minute` requests per minute, with a burst of
+    /// the same size (the rate is an argument so a reload changes it at once).
+    pub fn allow(&self, ip: IpAddr, per_minute: u32) -> bool {
+        let per_minute = f64::from(per_minute.max(1));
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if buckets.len() > 100_000 {
             buckets.retain(|_, (_, t)| now.duration_since(*t) < Duration::from_secs(120));
         }
-        let (tokens, last) = buckets.entry(ip).or_insert((self.per_minute, now));
-        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.per_minute / 60.0)
-            .min(self.per_minute);
+        let (tokens, last) = buckets.entry(ip).or_insert((per_minute, now));
+        *tokens =
+            (*tokens + now.duration_since(*last).as_secs_f64() * per_minute / 60.0).min(per_minute);
         *last = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;
@@ -87,10 +77,10 @@ impl IntoResponse for ApiError {
 }
 
 /// The router, ready for `axum::serve` with connect info.
-pub fn router(relay: Arc<Relay>, requests_per_minute: u32) -> Router {
+pub fn router(relay: Arc<Relay>, max_body: usize) -> Router {
     let app = App {
         relay,
-        limiter: Arc::new(RateLimiter::new(requests_per_minute)),
+        limiter: Arc::new(RateLimiter::default()),
     };
     Router::new()
         .route("/", get(demo))
@@ -104,7 +94,7 @@ pub fn router(relay: Arc<Relay>, requests_per_minute: u32) -> Router {
         .route("/admin/sessions", get(admin_sessions))
         .route("/admin/sessions/{id}", delete(admin_end_session))
         .route("/admin/revoke", post(admin_revoke))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(app.clone(), guard))
         .with_state(app)
 }
@@ -119,7 +109,10 @@ async fn guard(
     let origin = req.headers().get(header::ORIGIN).cloned();
     let mut response = if req.method() == Method::OPTIONS {
         StatusCode::NO_CONTENT.into_response()
-    } else if !app.limiter.allow(peer.ip()) {
+    } else if !app
+        .limiter
+        .allow(peer.ip(), app.relay.policy().requests_per_minute)
+    {
         let mut r = ApiError::new(429, "too many requests from this address").into_response();
         r.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
@@ -350,7 +343,8 @@ async fn metrics_text(State(app): State<App>) -> Response {
 }
 
 fn admin(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(expected) = &app.relay.admin_token else {
+    let policy = app.relay.policy();
+    let Some(expected) = &policy.admin_token else {
         return Err(ApiError::new(
             404,
             "the admin API is off (no admin_token_file)",

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod dtls;
 pub mod http;
 mod metrics;
+pub mod notify;
 pub mod relay;
 pub mod rooms;
 pub mod server;

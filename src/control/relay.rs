@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use rand::Rng;
@@ -57,15 +57,11 @@ impl From<AuthError> for ApiError {
     }
 }
 
-/// Settings of the slow path.
+/// Settings of the slow path fixed at start (`Policy` holds what a reload may change).
 #[derive(Debug, Clone)]
 pub struct RelaySettings {
     /// How long a DTLS handshake may take.
     pub dtls_timeout: Duration,
-    /// Sessions one client address may hold.
-    pub sessions_per_ip: usize,
-    /// Subscribers one stream may have.
-    pub max_subscribers_per_stream: usize,
     /// Address put in candidates instead of the bound one (NAT).
     pub advertised: Option<IpAddr>,
     /// How often the webhook is asked again about live sessions (None: never).
@@ -76,10 +72,55 @@ impl Default for RelaySettings {
     fn default() -> Self {
         Self {
             dtls_timeout: Duration::from_secs(10),
-            sessions_per_ip: 20,
-            max_subscribers_per_stream: 500,
             advertised: None,
             webhook_recheck: Some(Duration::from_secs(30)),
+        }
+    }
+}
+
+/// Who may publish and subscribe, and the slow path's limits: what a reload (SIGHUP) replaces
+/// while sessions keep flowing. Sessions admitted under the old policy are not re-checked
+/// against the new keys; they live until their token expires, they are revoked, or the
+/// webhook (if any) refuses them on its next re-check.
+pub struct Policy {
+    pub verifier: TokenVerifier,
+    pub webhook: Option<Webhook>,
+    pub admin_token: Option<String>,
+    /// Sessions one client address may hold.
+    pub sessions_per_ip: usize,
+    /// Subscribers one stream may have.
+    pub max_subscribers_per_stream: usize,
+    /// HTTP requests per minute per client address.
+    pub requests_per_minute: u32,
+}
+
+impl std::fmt::Debug for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the admin token or key material.
+        f.debug_struct("Policy")
+            .field("algorithm", &self.verifier.algorithm())
+            .field("webhook", &self.webhook.is_some())
+            .field("admin_api", &self.admin_token.is_some())
+            .field("sessions_per_ip", &self.sessions_per_ip)
+            .field(
+                "max_subscribers_per_stream",
+                &self.max_subscribers_per_stream,
+            )
+            .field("requests_per_minute", &self.requests_per_minute)
+            .finish()
+    }
+}
+
+impl Policy {
+    /// A policy with the default limits.
+    pub fn new(verifier: TokenVerifier) -> Self {
+        Self {
+            verifier,
+            webhook: None,
+            admin_token: None,
+            sessions_per_ip: 20,
+            max_subscribers_per_stream: 500,
+            requests_per_minute: 120,
         }
     }
 }
@@ -96,10 +137,8 @@ pub struct Created {
 pub struct Relay {
     pub dp: Arc<Datapath>,
     pub identity: Arc<DtlsIdentity>,
-    pub verifier: TokenVerifier,
-    pub webhook: Option<Webhook>,
+    policy: RwLock<Arc<Policy>>,
     pub revocations: Revocations,
-    pub admin_token: Option<String>,
     pub settings: RelaySettings,
     pub registry: Mutex<Registry>,
     dtls_inboxes: Mutex<HashMap<SessionId, dtls::DtlsInbox>>,
@@ -148,18 +187,14 @@ impl Relay {
     pub fn new(
         dp: Arc<Datapath>,
         identity: Arc<DtlsIdentity>,
-        verifier: TokenVerifier,
-        webhook: Option<Webhook>,
-        admin_token: Option<String>,
+        policy: Policy,
         settings: RelaySettings,
     ) -> Arc<Self> {
         Arc::new(Self {
             dp,
             identity,
-            verifier,
-            webhook,
+            policy: RwLock::new(Arc::new(policy)),
             revocations: Revocations::new(),
-            admin_token,
             settings,
             registry: Mutex::new(Registry::default()),
             dtls_inboxes: Mutex::new(HashMap::new()),
@@ -168,6 +203,16 @@ impl Relay {
             draining: AtomicBool::new(false),
             dtls_stats: Arc::new(DtlsStats::default()),
         })
+    }
+
+    /// The policy in force now.
+    pub fn policy(&self) -> Arc<Policy> {
+        Arc::clone(&self.policy.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Replaces the policy (a reload); live sessions are untouched.
+    pub fn set_policy(&self, policy: Policy) {
+        *self.policy.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(policy);
     }
 
     /// Checks a bearer token for `action` on `room`/`stream`, then the webhook if configured.
@@ -180,12 +225,13 @@ impl Relay {
         client_ip: IpAddr,
     ) -> Result<Grant, ApiError> {
         let token = bearer.ok_or(AuthError::Missing)?;
-        let grant = self.verifier.verify(token, SystemTime::now())?;
+        let policy = self.policy();
+        let grant = policy.verifier.verify(token, SystemTime::now())?;
         if self.revocations.is_revoked(&grant) {
             return Err(AuthError::Revoked.into());
         }
         auth::authorize(&grant, action, room, stream)?;
-        if let Some(webhook) = &self.webhook {
+        if let Some(webhook) = &policy.webhook {
             let req = WebhookRequest {
                 action,
                 room: room.to_string(),
@@ -202,7 +248,7 @@ impl Relay {
         if self.draining.load(Ordering::Relaxed) {
             return Err(ApiError::draining());
         }
-        if lock(&self.registry).sessions_from(client_ip) >= self.settings.sessions_per_ip {
+        if lock(&self.registry).sessions_from(client_ip) >= self.policy().sessions_per_ip {
             return Err(ApiError::new(429, "too many sessions from this address"));
         }
         Ok(())
@@ -391,7 +437,7 @@ impl Relay {
             let s = reg.rooms.get(room).and_then(|r| r.streams.get(stream));
             match s {
                 Some(s) if !s.tracks.is_empty() => {
-                    if s.subscribers.len() >= self.settings.max_subscribers_per_stream {
+                    if s.subscribers.len() >= self.policy().max_subscribers_per_stream {
                         return Err(ApiError::new(
                             429,
                             "this stream has as many subscribers as it may",
@@ -564,10 +610,17 @@ impl Relay {
                     if connected(outcome.keys).is_none() {
                         relay.end_session(id);
                     }
-                    // Keep the association (it answers retransmitted flights) while the session lives.
+                    // Keep the association (it answers retransmitted flights) while the session
+                    // lives; the peer's close_notify (authenticated) ends the session at once.
                     let association = outcome.association;
                     while lock(&relay.registry).sessions.contains_key(&id) {
-                        tokio::time::sleep(Duration::from_millis(250)).await;
+                        tokio::select! {
+                            _ = association.closed() => {
+                                relay.end_session(id);
+                                break;
+                            }
+                            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                        }
                     }
                     let _ = association.close().await;
                 }
@@ -646,7 +699,10 @@ impl Relay {
 
     /// Asks the webhook again about every live session; ends the ones it now refuses.
     pub async fn recheck_webhook(&self) {
-        let Some(webhook) = &self.webhook else { return };
+        let policy = self.policy();
+        let Some(webhook) = &policy.webhook else {
+            return;
+        };
         let live: Vec<SessionInfo> = lock(&self.registry).sessions.values().cloned().collect();
         for s in live {
             let action = match s.role {

@@ -9,10 +9,10 @@ use std::time::{Duration, SystemTime};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::auth::{TokenMinter, TokenVerifier, Webhook};
+use super::auth::{AuthSetupError, TokenMinter, TokenVerifier, Webhook};
 use super::dtls::DtlsIdentity;
 use super::http;
-use super::relay::{Relay, RelaySettings};
+use super::relay::{Policy, Relay, RelaySettings};
 use crate::config::{Config, JwtAlgorithm};
 use crate::datapath::Datapath;
 
@@ -45,6 +45,8 @@ pub struct RunningServer {
     pub minter: Option<TokenMinter>,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    /// The config in force (start-time parts plus what reloads replaced).
+    started: std::sync::Mutex<Config>,
 }
 
 impl RunningServer {
@@ -52,6 +54,38 @@ impl RunningServer {
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+    }
+
+    /// Reloads what may change while sessions flow (auth keys, webhook, admin token, limits)
+    /// from `config`. On error nothing changes. Returns the fields that differ from the running
+    /// config but only take effect on restart.
+    pub fn reload(
+        &self,
+        config: &Config,
+        fallback_secret: Option<Vec<u8>>,
+    ) -> Result<Vec<&'static str>, StartError> {
+        let (policy, _) = policy(config, fallback_secret)?;
+        self.relay.set_policy(policy);
+        let mut started = self.started.lock().unwrap_or_else(|p| p.into_inner());
+        let mut restart = Vec::new();
+        if started.http != config.http {
+            restart.push("http");
+        }
+        if started.media != config.media {
+            restart.push("media");
+        }
+        if started.limits.max_body_bytes != config.limits.max_body_bytes {
+            restart.push("limits.max_body_bytes");
+        }
+        if started.log != config.log {
+            restart.push("log");
+        }
+        started.auth = config.auth.clone();
+        started.limits.sessions_per_ip = config.limits.sessions_per_ip;
+        started.limits.requests_per_minute = config.limits.requests_per_minute;
+        started.limits.max_subscribers_per_stream = config.limits.max_subscribers_per_stream;
+        started.lifecycle = config.lifecycle.clone();
+        Ok(restart)
     }
 
     /// Drains: `/readyz` turns false and new sessions get 503; returns when every session has
@@ -94,34 +128,27 @@ pub fn jwt_secret(
     Ok(fallback)
 }
 
-/// Starts the relay described by `config`. `fallback_secret` is used for HS256 when neither the
-/// environment nor the config names a secret (the no-config quick start passes a random one).
-pub async fn start(
+/// The auth and limits part of `config`: token verifier (and, for HS256, a minter with the same
+/// secret), webhook, admin token, limits. Reads the key and secret files.
+pub fn policy(
     config: &Config,
     fallback_secret: Option<Vec<u8>>,
-) -> Result<RunningServer, StartError> {
-    super::dtls::install_crypto_provider();
-    let dp = Arc::new(Datapath::start(config.datapath())?);
-    let identity = Arc::new(
-        DtlsIdentity::generate()
-            .map_err(|e| StartError::Setup(format!("DTLS certificate: {e}")))?,
-    );
+) -> Result<(Policy, Option<TokenMinter>), StartError> {
+    let setup = |e: AuthSetupError| StartError::Setup(format!("auth: {e}"));
     let (verifier, minter) = match config.auth.algorithm {
         JwtAlgorithm::Hs256 => {
             let secret = jwt_secret(config, fallback_secret)?.ok_or_else(|| {
                 StartError::Setup("auth: HS256 needs jwt_secret_file or TERN_JWT_SECRET".into())
             })?;
-            let setup = |e| StartError::Setup(format!("auth: {e}"));
             (
                 TokenVerifier::hs256(secret.clone()).map_err(setup)?,
                 Some(TokenMinter::hs256(secret).map_err(setup)?),
             )
         }
-        _ => {
-            let verifier = TokenVerifier::from_config(&config.auth)
-                .map_err(|e| StartError::Setup(format!("auth: {e}")))?;
-            (verifier, None)
-        }
+        _ => (
+            TokenVerifier::from_config(&config.auth).map_err(setup)?,
+            None,
+        ),
     };
     let webhook = Webhook::from_config(&config.auth)
         .map_err(|e| StartError::Setup(format!("auth.webhook_url: {e}")))?;
@@ -136,13 +163,35 @@ pub async fn start(
         ),
         None => None,
     };
-    let settings = RelaySettings {
+    let policy = Policy {
+        webhook,
+        admin_token,
         sessions_per_ip: config.limits.sessions_per_ip as usize,
         max_subscribers_per_stream: config.limits.max_subscribers_per_stream as usize,
+        requests_per_minute: config.limits.requests_per_minute,
+        ..Policy::new(verifier)
+    };
+    Ok((policy, minter))
+}
+
+/// Starts the relay described by `config`. `fallback_secret` is used for HS256 when neither the
+/// environment nor the config names a secret (the no-config quick start passes a random one).
+pub async fn start(
+    config: &Config,
+    fallback_secret: Option<Vec<u8>>,
+) -> Result<RunningServer, StartError> {
+    super::dtls::install_crypto_provider();
+    let dp = Arc::new(Datapath::start(config.datapath())?);
+    let identity = Arc::new(
+        DtlsIdentity::generate()
+            .map_err(|e| StartError::Setup(format!("DTLS certificate: {e}")))?,
+    );
+    let (policy, minter) = policy(config, fallback_secret)?;
+    let settings = RelaySettings {
         advertised: config.media.advertised_address,
         ..RelaySettings::default()
     };
-    let relay = Relay::new(dp, identity, verifier, webhook, admin_token, settings);
+    let relay = Relay::new(dp, identity, policy, settings);
 
     // Datapath events arrive on a crossbeam channel: a plain thread forwards them.
     {
@@ -190,7 +239,8 @@ pub async fn start(
         addr: config.http.listen,
         source,
     })?;
-    let app = http::router(Arc::clone(&relay), config.limits.requests_per_minute);
+    let max_body = usize::try_from(config.limits.max_body_bytes).unwrap_or(usize::MAX);
+    let app = http::router(Arc::clone(&relay), max_body);
     let task = tokio::spawn(async move {
         let service = app.into_make_service_with_connect_info::<SocketAddr>();
         let _ = axum::serve(listener, service)
@@ -205,5 +255,6 @@ pub async fn start(
         minter,
         shutdown,
         task,
+        started: std::sync::Mutex::new(config.clone()),
     })
 }

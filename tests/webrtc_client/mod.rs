@@ -41,6 +41,8 @@ pub async fn start_relay(edit: impl FnOnce(&mut Config)) -> RunningServer {
 }
 
 pub async fn peer(profile: Option<SrtpProtectionProfile>) -> Arc<RTCPeerConnection> {
+    // The relay may run in another process: pick the rustls provider here too.
+    tern::control::dtls::install_crypto_provider();
     let mut media = MediaEngine::default();
     media.register_default_codecs().unwrap();
     let registry = register_default_interceptors(Registry::new(), &mut media).unwrap();
@@ -169,6 +171,73 @@ pub async fn media_pair(profile: Option<SrtpProtectionProfile>) -> MediaPair {
         Duration::from_secs(600),
     );
 
+    let flow = media_flow(&base, &pub_token, &sub_token, profile).await;
+    MediaPair {
+        running,
+        publisher: flow.publisher,
+        subscriber: flow.subscriber,
+        rx: flow.rx,
+        sending: flow.sending,
+    }
+}
+
+/// A peer with one receive-only video transceiver; the payloads it receives arrive on the
+/// channel.
+pub async fn subscriber_peer(
+    profile: Option<SrtpProtectionProfile>,
+) -> (Arc<RTCPeerConnection>, mpsc::Receiver<Vec<u8>>) {
+    let subscriber = peer(profile).await;
+    subscriber
+        .add_transceiver_from_kind(
+            RTPCodecType::Video,
+            Some(RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Recvonly,
+                send_encodings: vec![],
+            }),
+        )
+        .await
+        .unwrap();
+    let (tx, rx) = mpsc::channel::<Vec<u8>>(1024);
+    subscriber.on_track(Box::new(move |remote, _, _| {
+        let tx = tx.clone();
+        Box::pin(async move {
+            tokio::spawn(async move {
+                while let Ok((packet, _)) = remote.read_rtp().await {
+                    if tx.send(packet.payload.to_vec()).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        })
+    }));
+    (subscriber, rx)
+}
+
+/// A publisher and a subscriber (tokens for `room1/cam`) of the relay at `base`.
+pub struct Flow {
+    pub publisher: Arc<RTCPeerConnection>,
+    pub subscriber: Arc<RTCPeerConnection>,
+    pub rx: mpsc::Receiver<Vec<u8>>,
+    pub sending: tokio::task::JoinHandle<()>,
+}
+
+impl Flow {
+    /// Closes both peers (DTLS close_notify ends their sessions on the relay).
+    pub async fn close(self) {
+        self.sending.abort();
+        let _ = self.publisher.close().await;
+        let _ = self.subscriber.close().await;
+    }
+}
+
+/// Connects a publisher and a subscriber of `room1/cam` through the relay at `base` (any relay:
+/// in this process or another), media flowing at 100 packets/s for 15 s.
+pub async fn media_flow(
+    base: &str,
+    pub_token: &str,
+    sub_token: &str,
+    profile: Option<SrtpProtectionProfile>,
+) -> Flow {
     // Publisher.
     let publisher = peer(profile).await;
     let track = Arc::new(TrackLocalStaticRTP::new(
@@ -185,7 +254,7 @@ pub async fn media_pair(profile: Option<SrtpProtectionProfile>) -> MediaPair {
         .await
         .unwrap();
     tokio::spawn(async move { while sender.read_rtcp().await.is_ok() {} });
-    let (status, body) = signal(&publisher, &format!("{base}/whip/room1/cam"), &pub_token).await;
+    let (status, body) = signal(&publisher, &format!("{base}/whip/room1/cam"), pub_token).await;
     assert_eq!(status, 201, "WHIP: {body}");
     wait_connected(&publisher, "publisher").await;
 
@@ -212,33 +281,10 @@ pub async fn media_pair(profile: Option<SrtpProtectionProfile>) -> MediaPair {
     });
 
     // Subscriber: retry until the publisher's DTLS is done and the stream is announced.
-    let subscriber = peer(profile).await;
-    subscriber
-        .add_transceiver_from_kind(
-            RTPCodecType::Video,
-            Some(RTCRtpTransceiverInit {
-                direction: RTCRtpTransceiverDirection::Recvonly,
-                send_encodings: vec![],
-            }),
-        )
-        .await
-        .unwrap();
-    let (tx, rx) = mpsc::channel::<Vec<u8>>(1024);
-    subscriber.on_track(Box::new(move |remote, _, _| {
-        let tx = tx.clone();
-        Box::pin(async move {
-            tokio::spawn(async move {
-                while let Ok((packet, _)) = remote.read_rtp().await {
-                    if tx.send(packet.payload.to_vec()).await.is_err() {
-                        break;
-                    }
-                }
-            });
-        })
-    }));
+    let (subscriber, rx) = subscriber_peer(profile).await;
     let mut status = 0;
     for _ in 0..50 {
-        let (s, body) = signal(&subscriber, &format!("{base}/whep/room1/cam"), &sub_token).await;
+        let (s, body) = signal(&subscriber, &format!("{base}/whep/room1/cam"), sub_token).await;
         status = s;
         if s == 201 {
             break;
@@ -248,8 +294,7 @@ pub async fn media_pair(profile: Option<SrtpProtectionProfile>) -> MediaPair {
     }
     assert_eq!(status, 201, "WHEP eventually succeeds");
     wait_connected(&subscriber, "subscriber").await;
-    MediaPair {
-        running,
+    Flow {
         publisher,
         subscriber,
         rx,
