@@ -181,7 +181,17 @@ pub async fn start(
     fallback_secret: Option<Vec<u8>>,
 ) -> Result<RunningServer, StartError> {
     super::dtls::install_crypto_provider();
-    let dp = Arc::new(Datapath::start(config.datapath())?);
+    #[allow(unused_mut)]
+    let mut dp_config = config.datapath();
+    // Debug builds only: `TERN_FAULT_PANIC_WORKER=W:DURATION` makes worker W panic after
+    // DURATION, so tests can watch the process notice a dead worker.
+    #[cfg(debug_assertions)]
+    if let Ok(v) = std::env::var("TERN_FAULT_PANIC_WORKER") {
+        dp_config.panic_after = v
+            .split_once(':')
+            .and_then(|(w, d)| Some((w.parse().ok()?, humantime::parse_duration(d).ok()?)));
+    }
+    let dp = Arc::new(Datapath::start(dp_config)?);
     let identity = Arc::new(
         DtlsIdentity::generate()
             .map_err(|e| StartError::Setup(format!("DTLS certificate: {e}")))?,

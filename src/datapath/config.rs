@@ -44,6 +44,9 @@ pub struct DatapathConfig {
     /// Called on each worker thread, with its index, before its loop starts (default none; tests
     /// use it to mark worker threads).
     pub on_worker_start: Option<fn(usize)>,
+    /// Fault injection for tests: worker `w` panics once it has run for the given time (default
+    /// none; checked once per loop turn).
+    pub panic_after: Option<(usize, std::time::Duration)>,
 }
 
 impl Default for DatapathConfig {
@@ -61,6 +64,7 @@ impl Default for DatapathConfig {
             event_capacity: 4096,
             nack_cache: 512,
             on_worker_start: None,
+            panic_after: None,
         }
     }
 }

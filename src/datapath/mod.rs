@@ -164,6 +164,7 @@ impl Datapath {
             let (consent_timeout, pool_size, nack_cache) =
                 (cfg.consent_timeout, cfg.pool_size, cfg.nack_cache);
             let on_start = cfg.on_worker_start;
+            let panic_after = cfg.panic_after.and_then(|(w, d)| (w == i).then_some(d));
             let spawned = std::thread::Builder::new()
                 .name(format!("tern-worker-{i}"))
                 .spawn(move || {
@@ -202,6 +203,7 @@ impl Datapath {
                         pool_size,
                         nack_cache,
                         epoch,
+                        panic_after,
                     });
                 });
             let thread = match spawned {

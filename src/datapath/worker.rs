@@ -59,6 +59,8 @@ pub(crate) struct WorkerSetup {
     pub pool_size: usize,
     pub nack_cache: usize,
     pub epoch: Instant,
+    /// Fault injection (tests): panic once the loop has run this long.
+    pub panic_after: Option<Duration>,
 }
 
 /// Runs a worker until `stop` is set.
@@ -110,6 +112,7 @@ pub(crate) fn run(setup: WorkerSetup) {
     let mut next_housekeeping = Instant::now();
     let mut next_report = Instant::now() + REPORT_EVERY;
     let epoch = setup.epoch;
+    let panic_at = setup.panic_after.map(|d| Instant::now() + d);
     while !stop.load(Ordering::Relaxed) {
         let mut received: Option<Instant> = None;
         core.egress = 0;
@@ -145,6 +148,9 @@ pub(crate) fn run(setup: WorkerSetup) {
         }
         core.ring_latency.clear();
         core.counters.batches += 1;
+        if panic_at.is_some_and(|at| now >= at) {
+            panic!("worker {id}: injected fault (DatapathConfig::panic_after)");
+        }
         if now >= next_housekeeping {
             next_housekeeping = now + HOUSEKEEPING_EVERY;
             core.housekeeping(now);
