@@ -4,6 +4,8 @@
 //! - `floor`: one thread doing what any relay must per egress packet: one AEAD seal (or CTR +
 //!   HMAC) and one `sendto`.
 //! - `tern-1w`: the datapath with one worker; `tern-2w`: two workers, subscribers split.
+//! - `baseline`: a forwarder written the obvious way — tokio `UdpSocket`, webrtc-srtp `Context`
+//!   decrypt and per-subscriber encrypt, one `send_to` per egress packet — on one thread.
 //!
 //! CPU time comes from `/proc/<pid>/task/<tid>/schedstat` (ns on CPU) of the threads doing the
 //! work; the packet source runs on its own thread and is not counted. `--json` prints one object
@@ -37,7 +39,7 @@ fn parse_args() -> Args {
     let mut a = Args {
         json: false,
         quick: false,
-        fanouts: vec![1, 10, 50],
+        fanouts: vec![1, 10, 50, 200],
         profiles: vec![Profile::AeadAes128Gcm, Profile::Aes128CmHmacSha1_80],
         rate: 200_000,
     };
@@ -191,6 +193,125 @@ fn install(dp: &Datapath, worker: usize, id: u64, profile: Profile) -> Peer {
     panic!("relay-cost: session {id} never passed its connectivity check");
 }
 
+/// The publisher: video-shaped input, frames of FRAME packets sent back to back, paced so the
+/// relay sends `rate` packets per second (sleeping between frames, so the source does not
+/// compete with the relay for the CPU). SRTP with the publisher's key (3/4).
+fn send_paced(
+    profile: Profile,
+    fanout: usize,
+    egress_target: usize,
+    rate: u64,
+    sock: &UdpSocket,
+    relay: SocketAddr,
+) {
+    let mut tx = SrtpContext::new(
+        profile,
+        &vec![3; profile.key_len()],
+        &vec![4; profile.salt_len()],
+    )
+    .expect("keys");
+    let payload = vec![0x5a; PAYLOAD];
+    let mut buf = [0u8; 1500];
+    let ingress = egress_target.div_ceil(fanout);
+    let frames = ingress.div_ceil(FRAME);
+    let frame_gap = Duration::from_nanos((1_000_000_000u64 * (FRAME * fanout) as u64) / rate);
+    let t0 = Instant::now();
+    let mut seq = 0u16;
+    for f in 0..frames {
+        for _ in 0..FRAME {
+            let len = rtp(seq, &payload, &mut buf);
+            seq = seq.wrapping_add(1);
+            let n = tx.protect_rtp(&mut buf, len).expect("protect");
+            let _ = sock.send_to(&buf[..n], relay);
+        }
+        let due = t0 + frame_gap * (f as u32 + 1);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+    }
+}
+
+/// The baseline: a forwarder written the obvious way on one thread — tokio `UdpSocket`,
+/// webrtc-srtp `Context` to decrypt, one webrtc-srtp `Context` per subscriber to encrypt, one
+/// `send_to` per egress packet. CPU ns of its thread per egress packet.
+fn baseline(profile: Profile, fanout: usize, egress_target: usize, rate: u64) -> f64 {
+    use webrtc_srtp::context::Context;
+    let wp = webrtc_profile(profile);
+    let ctx = |key: u8, salt: u8| {
+        Context::new(
+            &vec![key; profile.key_len()],
+            &vec![salt; profile.salt_len()],
+            wp,
+            None,
+            None,
+        )
+        .expect("keys")
+    };
+    let sinks: Vec<UdpSocket> = (0..fanout)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").expect("sink"))
+        .collect();
+    let dsts: Vec<SocketAddr> = sinks.iter().map(|s| s.local_addr().unwrap()).collect();
+    let std_sock = UdpSocket::bind("127.0.0.1:0").expect("forwarder socket");
+    std_sock.set_nonblocking(true).expect("nonblocking");
+    let relay = std_sock.local_addr().unwrap();
+    let (mut rx_ctx, mut tx_ctxs): (Context, Vec<Context>) =
+        (ctx(3, 4), (0..fanout).map(|_| ctx(1, 2)).collect());
+    let forwarder = std::thread::Builder::new()
+        .name("baseline-fwd".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let sock = tokio::net::UdpSocket::from_std(std_sock).expect("tokio socket");
+                let mut buf = vec![0u8; 2048];
+                let start = thread_cpu_ns(None);
+                let mut egress = 0u64;
+                loop {
+                    let Ok((n, _)) = sock.recv_from(&mut buf).await else {
+                        break;
+                    };
+                    if n == 1 {
+                        break; // the end marker
+                    }
+                    let Ok(plain) = rx_ctx.decrypt_rtp(&buf[..n]) else {
+                        continue;
+                    };
+                    for (tx, dst) in tx_ctxs.iter_mut().zip(&dsts) {
+                        if let Ok(sealed) = tx.encrypt_rtp(&plain) {
+                            let _ = sock.send_to(&sealed, dst).await;
+                            egress += 1;
+                        }
+                    }
+                }
+                (thread_cpu_ns(None) - start, egress)
+            })
+        })
+        .expect("forwarder thread");
+    let source = UdpSocket::bind("127.0.0.1:0").expect("source");
+    send_paced(profile, fanout, egress_target, rate, &source, relay);
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = source.send_to(&[0], relay);
+    let (spent, egress) = forwarder.join().expect("forwarder");
+    drop(sinks);
+    if egress == 0 {
+        eprintln!("relay-cost: baseline sent nothing");
+        return f64::NAN;
+    }
+    spent as f64 / egress as f64
+}
+
+fn webrtc_profile(p: Profile) -> webrtc_srtp::protection_profile::ProtectionProfile {
+    use webrtc_srtp::protection_profile::ProtectionProfile as W;
+    match p {
+        Profile::Aes128CmHmacSha1_80 => W::Aes128CmHmacSha1_80,
+        Profile::Aes128CmHmacSha1_32 => W::Aes128CmHmacSha1_32,
+        Profile::AeadAes128Gcm => W::AeadAes128Gcm,
+        _ => W::AeadAes256Gcm,
+    }
+}
+
 /// Tern with `workers` workers: CPU ns of the worker threads per egress packet.
 fn tern(profile: Profile, workers: usize, fanout: usize, egress_target: usize, rate: u64) -> f64 {
     let cores = core_ids();
@@ -239,37 +360,17 @@ fn tern(profile: Profile, workers: usize, fanout: usize, egress_target: usize, r
         .expect("subscribe");
     }
     std::thread::sleep(Duration::from_millis(200));
-    let mut tx = SrtpContext::new(
-        profile,
-        &vec![3; profile.key_len()],
-        &vec![4; profile.salt_len()],
-    )
-    .expect("keys");
-    let payload = vec![0x5a; PAYLOAD];
-    let mut buf = [0u8; 1500];
-    let ingress = egress_target.div_ceil(fanout);
-    // Video-shaped input: frames of FRAME packets sent back to back, paced so the relay sends
-    // `rate` packets per second (sleeping between frames, so the source does not compete with
-    // the workers for the CPU).
-    let frames = ingress.div_ceil(FRAME);
-    let frame_gap = Duration::from_nanos((1_000_000_000u64 * (FRAME * fanout) as u64) / rate);
     let tids = worker_tids(workers);
     let before: u64 = tids.iter().map(|&t| thread_cpu_ns(Some(t))).sum();
     let out_before = dp.total_counters().media_out;
-    let t0 = Instant::now();
-    let mut seq = 0u16;
-    for f in 0..frames {
-        for _ in 0..FRAME {
-            let len = rtp(seq, &payload, &mut buf);
-            seq = seq.wrapping_add(1);
-            let n = tx.protect_rtp(&mut buf, len).expect("protect");
-            let _ = publisher.sock.send_to(&buf[..n], publisher.relay);
-        }
-        let due = t0 + frame_gap * (f as u32 + 1);
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
-        }
-    }
+    send_paced(
+        profile,
+        fanout,
+        egress_target,
+        rate,
+        &publisher.sock,
+        publisher.relay,
+    );
     std::thread::sleep(Duration::from_millis(300));
     let after: u64 = tids.iter().map(|&t| thread_cpu_ns(Some(t))).sum();
     let egress = dp.total_counters().media_out - out_before;
@@ -312,37 +413,54 @@ fn main() {
     for &profile in &args.profiles {
         for &fanout in &args.fanouts {
             // Median of `reps` runs each, interleaved, so drift hits every implementation alike.
-            let (mut fs, mut t1s, mut t2s) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut fs, mut t1s, mut t2s, mut bs) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for _ in 0..reps {
                 fs.push(floor(profile, egress));
                 t1s.push(tern(profile, 1, fanout, egress, args.rate));
                 t2s.push(tern(profile, 2, fanout, egress, args.rate));
+                bs.push(baseline(profile, fanout, egress, args.rate));
             }
-            let (f, t1, t2) = (median(fs), median(t1s), median(t2s));
-            for (imp, v) in [("floor", f), ("tern-1w", t1), ("tern-2w", t2)] {
+            let (f, t1, t2, b) = (median(fs), median(t1s), median(t2s), median(bs));
+            for (imp, v) in [
+                ("floor", f),
+                ("tern-1w", t1),
+                ("tern-2w", t2),
+                ("baseline", b),
+            ] {
                 if args.json {
                     println!("{{\"impl\": \"{imp}\", \"profile\": \"{}\", \"fanout\": {fanout}, \"cpu_ns_per_egress\": {v:.1}}}", profile.name());
                 }
             }
-            rows.push((profile, fanout, f, t1, t2));
+            rows.push((profile, fanout, f, t1, t2, b));
         }
     }
     if !args.json {
         println!("# relay-cost: {}", machine_summary());
         println!(
-            "{:<24} {:>6} {:>10} {:>10} {:>10} {:>12} {:>12}",
-            "profile", "fanout", "floor ns", "tern-1w", "tern-2w", "1w/floor", "2w/1w"
+            "{:<24} {:>6} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9}",
+            "profile",
+            "fanout",
+            "floor ns",
+            "tern-1w",
+            "tern-2w",
+            "baseline",
+            "1w/floor",
+            "2w/1w",
+            "base/1w"
         );
-        for (p, fanout, f, t1, t2) in rows {
+        for (p, fanout, f, t1, t2, b) in rows {
             println!(
-                "{:<24} {:>6} {:>10.1} {:>10.1} {:>10.1} {:>12.3} {:>12.3}",
+                "{:<24} {:>6} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>9.3} {:>9.3} {:>9.3}",
                 p.name(),
                 fanout,
                 f,
                 t1,
                 t2,
+                b,
                 t1 / f,
-                t2 / t1
+                t2 / t1,
+                b / t1
             );
         }
     }
