@@ -234,7 +234,7 @@ async fn owned_session(
     headers: &HeaderMap,
     peer: SocketAddr,
     id: u64,
-) -> Result<(), ApiError> {
+) -> Result<super::rooms::SessionInfo, ApiError> {
     let info = app
         .relay
         .registry
@@ -251,7 +251,7 @@ async fn owned_session(
     app.relay
         .authorize(bearer(headers), action, &info.room, &info.stream, peer.ip())
         .await?;
-    Ok(())
+    Ok(info)
 }
 
 async fn end_session(
@@ -272,7 +272,7 @@ async fn patch_session(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    owned_session(&app, &headers, peer, id).await?;
+    let info = owned_session(&app, &headers, peer, id).await?;
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -287,8 +287,30 @@ async fn patch_session(
         ));
     }
     let text = String::from_utf8(body.to_vec()).map_err(|_| ApiError::new(400, "not UTF-8"))?;
-    crate::wire::sdp::parse_trickle_fragment(&text)
+    let fragment = crate::wire::sdp::parse_trickle_fragment(&text)
         .map_err(|e| ApiError::new(400, format!("bad fragment: {e}")))?;
+    let if_match = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok());
+    if let Some(tag) = if_match.filter(|t| t.trim() != "*") {
+        if tag.trim() != info.etag {
+            return Err(ApiError::new(
+                412,
+                "If-Match does not name the session's current ETag (ICE restarted?)",
+            ));
+        }
+    }
+    if fragment.is_ice_restart(&info.remote_ufrag) {
+        let (answer, etag) = app.relay.restart_ice(id, &fragment)?;
+        let mut r = (StatusCode::OK, answer).into_response();
+        let h = r.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/trickle-ice-sdpfrag"),
+        );
+        if let Ok(v) = HeaderValue::from_str(&etag) {
+            h.insert(header::ETAG, v);
+        }
+        return Ok(r);
+    }
     // ICE-lite: the relay's single host candidate never changes and remote candidates are learnt
     // from authenticated checks, so trickled candidates need nothing (RFC 9725 §4.3.1).
     Ok(StatusCode::NO_CONTENT.into_response())

@@ -349,6 +349,8 @@ impl Relay {
             grant: grant.clone(),
             client_ip,
             etag: etag.clone(),
+            remote_ufrag: offer.ice_ufrag.clone(),
+            mids: offer.media.iter().map(|m| m.mid.clone()).collect(),
             connected: false,
         };
         {
@@ -525,6 +527,8 @@ impl Relay {
                     grant: grant.clone(),
                     client_ip,
                     etag: etag.clone(),
+                    remote_ufrag: offer.ice_ufrag.clone(),
+                    mids: offer.media.iter().map(|m| m.mid.clone()).collect(),
                     connected: false,
                 },
             );
@@ -695,6 +699,63 @@ impl Relay {
             self.end_session(*id);
         }
         doomed.len()
+    }
+
+    /// ICE restart (RFC 9725 §4.3.2): the client's fragment brings a new ufrag; the session gets
+    /// fresh relay credentials at once (checks with the old ones are no longer answered) and
+    /// keeps its DTLS association and keys. Returns the answer fragment and the new ETag.
+    pub fn restart_ice(
+        &self,
+        id: SessionId,
+        fragment: &sdp::TrickleFragment,
+    ) -> Result<(String, String), ApiError> {
+        let (Some(remote_ufrag), Some(_)) = (&fragment.ice_ufrag, &fragment.ice_pwd) else {
+            return Err(ApiError::new(
+                400,
+                "an ICE restart needs a=ice-ufrag and a=ice-pwd",
+            ));
+        };
+        let ice = IceCredentials {
+            local_ufrag: random_string(8),
+            local_pwd: random_string(24),
+            remote_ufrag: remote_ufrag.clone(),
+        };
+        let etag = format!("\"{}\"", random_string(12));
+        let (worker, mids) = {
+            let mut reg = lock(&self.registry);
+            let info = reg
+                .sessions
+                .get_mut(&id)
+                .ok_or_else(|| ApiError::new(404, "no such session"))?;
+            info.remote_ufrag = remote_ufrag.clone();
+            info.etag = etag.clone();
+            (info.worker, info.mids.clone())
+        };
+        self.dp
+            .send(
+                worker,
+                Command::RestartIce {
+                    session: id,
+                    ice: ice.clone(),
+                },
+            )
+            .map_err(|_| ApiError::new(503, "the session's worker is not accepting commands"))?;
+        let candidate = self.candidate(worker);
+        let mut frag = format!(
+            "a=ice-lite\r\na=ice-ufrag:{}\r\na=ice-pwd:{}\r\n",
+            ice.local_ufrag, ice.local_pwd
+        );
+        if !mids.is_empty() {
+            frag.push_str(&format!("a=group:BUNDLE {}\r\n", mids.join(" ")));
+        }
+        let first = mids.first().map_or("0", String::as_str);
+        frag.push_str(&format!(
+            "m=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:{first}\r\n\
+             a=candidate:1 1 udp 2130706431 {} {} typ host\r\na=end-of-candidates\r\n",
+            candidate.ip(),
+            candidate.port()
+        ));
+        Ok((frag, etag))
     }
 
     /// Asks the webhook again about every live session; ends the ones it now refuses.

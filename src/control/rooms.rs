@@ -47,6 +47,10 @@ pub struct SessionInfo {
     pub grant: Grant,
     pub client_ip: IpAddr,
     pub etag: String,
+    /// The client's current `a=ice-ufrag` (an ICE restart replaces it).
+    pub remote_ufrag: String,
+    /// The offer's media `a=mid`s, in order (for the ICE restart answer fragment).
+    pub mids: Vec<String>,
     /// Set once DTLS has completed and keys are installed.
     pub connected: bool,
 }

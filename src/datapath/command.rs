@@ -35,6 +35,12 @@ impl std::fmt::Debug for SessionKeys {
 pub enum Command {
     /// Install a session; it answers STUN for `ice` from now on.
     AddSession { id: SessionId, ice: IceCredentials },
+    /// ICE restart: the session answers checks for `ice` from now on, and no longer for its old
+    /// credentials; its validated address, keys and media stay until a nominated check moves it.
+    RestartIce {
+        session: SessionId,
+        ice: IceCredentials,
+    },
     /// Forget a session, its tracks and subscriptions.
     RemoveSession { id: SessionId },
     /// SRTP keys: until these arrive, media from and to the session is dropped.

@@ -732,6 +732,19 @@ impl Core {
                 self.by_ufrag.insert(ufrag, slot);
                 self.counters.sessions = self.by_id.len() as u64;
             }
+            Command::RestartIce { session, ice } => {
+                let Some(&slot) = self.by_id.get(&session) else {
+                    return;
+                };
+                let Some(s) = self.sessions[slot].as_mut() else {
+                    return;
+                };
+                self.by_ufrag.remove(s.ice.local_ufrag.as_bytes());
+                self.by_ufrag
+                    .insert(ice.local_ufrag.as_bytes().into(), slot);
+                s.ice = ice;
+                s.consent.refresh(now);
+            }
             Command::RemoveSession { id } => self.remove_session(id),
             Command::SetKeys { session, keys } => {
                 let Some(s) = self.session_mut(session) else {
