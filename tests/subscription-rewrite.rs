@@ -34,6 +34,7 @@ fn the_subscriber_sees_its_own_numbering() {
         payload_types: vec![(96, 102)],
         seq_offset: 1000,
         ts_offset: 7,
+        rtx: None,
     };
     dp.subscribe(
         0,

@@ -495,6 +495,7 @@ impl Relay {
                 payload_types: sdp::payload_type_map(&t.media, m),
                 seq_offset: 0,
                 ts_offset: 0,
+                rtx: m.rtx_ssrc.zip(m.codec.rtx),
             };
             subscriptions.push((
                 TrackRef {

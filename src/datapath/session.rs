@@ -56,6 +56,9 @@ pub struct SubscriptionParams {
     pub seq_offset: u16,
     /// Added to every timestamp (mod 2^32).
     pub ts_offset: u32,
+    /// RFC 4588 retransmission stream `(ssrc, payload type)` the subscriber negotiated; NACKed
+    /// packets are resent on it (none: resent as they were, same SSRC and sequence number).
+    pub rtx: Option<(u32, u8)>,
 }
 
 impl SubscriptionParams {
@@ -66,6 +69,7 @@ impl SubscriptionParams {
             payload_types: Vec::new(),
             seq_offset: 0,
             ts_offset: 0,
+            rtx: None,
         }
     }
 }
@@ -79,6 +83,8 @@ pub struct Subscription {
     pub packets: u64,
     pub octets: u64,
     pub last_rtp_ts: u32,
+    /// Next sequence number on the RTX stream.
+    pub rtx_seq: u16,
 }
 
 impl Subscription {
@@ -101,6 +107,32 @@ impl Subscription {
         if let Some(&(_, to)) = p.payload_types.iter().find(|(from, _)| *from == pt) {
             h.set_payload_type(to);
         }
+    }
+
+    /// Turns the rewritten plaintext packet `buf[..len]` into an RFC 4588 retransmission in
+    /// place: RTX SSRC and payload type, the next RTX sequence number, the original sequence
+    /// number (OSN) in front of the payload, the original padding dropped. Returns the new
+    /// length, or `None` when there is no RTX stream, the packet is malformed or `buf` has no
+    /// room for the two extra bytes.
+    pub fn to_rtx(&mut self, buf: &mut [u8], len: usize) -> Option<usize> {
+        let (ssrc, pt) = self.params.rtx?;
+        let parsed = rtp::RtpPacket::parse(buf.get(..len)?).ok()?;
+        let (h, pad) = (parsed.header_len(), usize::from(parsed.padding_len()));
+        let osn = parsed.sequence_number();
+        let end = len.checked_sub(pad)?;
+        if end < h || end + 2 > buf.len() {
+            return None;
+        }
+        buf.copy_within(h..end, h + 2);
+        buf[h..h + 2].copy_from_slice(&osn.to_be_bytes());
+        buf[0] &= !0x20; // no padding
+        let seq = self.rtx_seq;
+        self.rtx_seq = seq.wrapping_add(1);
+        let mut hdr = rtp::RtpHeaderMut::new(&mut buf[..end + 2]).ok()?;
+        hdr.set_ssrc(ssrc);
+        hdr.set_payload_type(pt);
+        hdr.set_sequence_number(seq);
+        Some(end + 2)
     }
 
     /// The publisher's sequence number for one the subscriber names (in a NACK).
@@ -181,5 +213,81 @@ impl Track {
             highest_seq: None,
             received: 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subscription(rtx: Option<(u32, u8)>) -> Subscription {
+        Subscription {
+            session: 0,
+            params: SubscriptionParams {
+                rtx,
+                ..SubscriptionParams::with_ssrc(0x5555)
+            },
+            packets: 0,
+            octets: 0,
+            last_rtp_ts: 0,
+            rtx_seq: 40,
+        }
+    }
+
+    /// An RTP packet with a CSRC, a one-byte extension, payload `body` and 3 padding bytes.
+    fn packet(body: &[u8]) -> Vec<u8> {
+        let mut p = vec![0xb1, 0xe0, 0x03, 0xe8, 0, 0, 0x10, 0, 0, 0, 0x55, 0x55];
+        p.extend_from_slice(&7u32.to_be_bytes()); // CSRC
+        p.extend_from_slice(&[0xbe, 0xde, 0, 1, 0x10, 0xaa, 0, 0]); // extension, 1 word
+        p.extend_from_slice(body);
+        p.extend_from_slice(&[0, 0, 3]); // padding
+        p
+    }
+
+    #[test]
+    fn rtx_keeps_header_and_extensions_adds_osn_and_drops_padding() {
+        let mut sub = subscription(Some((0x7777, 97)));
+        let original = packet(b"payload");
+        let mut buf = original.clone();
+        buf.resize(original.len() + 16, 0);
+        let n = sub.to_rtx(&mut buf, original.len()).unwrap();
+        let p = rtp::RtpPacket::parse(&buf[..n]).unwrap();
+        assert_eq!(p.ssrc(), 0x7777);
+        assert_eq!(p.payload_type(), 97);
+        assert!(p.marker(), "marker kept");
+        assert!(!p.padding());
+        assert_eq!(p.sequence_number(), 40);
+        assert_eq!(p.csrcs().collect::<Vec<_>>(), vec![7]);
+        assert_eq!(p.timestamp(), 0x1000);
+        assert_eq!(
+            p.payload(),
+            b"\x03\xe8payload",
+            "OSN 1000, then the payload"
+        );
+        assert_eq!(sub.rtx_seq, 41);
+    }
+
+    #[test]
+    fn rtx_refuses_without_room_or_stream() {
+        let original = packet(b"x");
+        let mut exact = original.clone();
+        // Padding (3) frees more than the OSN (2) needs, so even an exact buffer fits...
+        assert!(subscription(Some((1, 97)))
+            .to_rtx(&mut exact, original.len())
+            .is_some());
+        // ...but without padding it needs two more bytes.
+        let mut no_pad = original[..original.len() - 3].to_vec();
+        no_pad[0] &= !0x20;
+        let len = no_pad.len();
+        assert!(subscription(Some((1, 97)))
+            .to_rtx(&mut no_pad, len)
+            .is_none());
+        let mut buf = original.clone();
+        assert!(subscription(None)
+            .to_rtx(&mut buf, original.len())
+            .is_none());
+        assert!(subscription(Some((1, 97)))
+            .to_rtx(&mut buf[..5], 5)
+            .is_none());
     }
 }

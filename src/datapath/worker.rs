@@ -527,7 +527,7 @@ impl Core {
         };
         let Some(sub) = track
             .subscribers
-            .iter()
+            .iter_mut()
             .find(|s| s.session == slot_idx && s.params.ssrc == media_ssrc)
         else {
             return;
@@ -548,9 +548,21 @@ impl Core {
         };
         out[..cached.len()].copy_from_slice(cached);
         sub.rewrite(&mut out[..cached.len()]);
-        // Same SSRC and sequence number as the original: for SRTP this is a new packet index
-        // only if the sender context has not moved past it, which the ROC estimate handles.
-        match ctx.protect_rtp(out, cached.len()) {
+        // With RTX negotiated, the packet goes on the RTX stream with its own sequence number
+        // (RFC 4588), so no SRTP packet index is ever used twice. Without, it goes as it was:
+        // the index is that of the lost original, which the subscriber never decrypted.
+        let len = if sub.params.rtx.is_some() {
+            match sub.to_rtx(out, cached.len()) {
+                Some(n) => n,
+                None => {
+                    self.counters.nack_misses += 1;
+                    return;
+                }
+            }
+        } else {
+            cached.len()
+        };
+        match ctx.protect_rtp(out, len) {
             Ok(n) => {
                 tx.commit(n, addr);
                 self.counters.nack_retransmits += 1;
@@ -806,12 +818,15 @@ impl Core {
                     .entry(track)
                     .or_insert_with(|| Track::new(kind, origin, publisher_ssrc, nack_cache));
                 t.subscribers.retain(|s| s.session != slot);
+                // RTX numbering starts at a value derived from the (random) RTX SSRC.
+                let rtx_seq = params.rtx.map_or(0, |(ssrc, _)| (ssrc >> 8) as u16);
                 t.subscribers.push(Subscription {
                     session: slot,
                     params,
                     packets: 0,
                     octets: 0,
                     last_rtp_ts: 0,
+                    rtx_seq,
                 });
                 if let Some(s) = self.sessions[slot].as_mut() {
                     if !s.subscribed.contains(&track) {
