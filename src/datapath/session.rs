@@ -114,7 +114,7 @@ impl Subscription {
     /// number (OSN) in front of the payload, the original padding dropped. Returns the new
     /// length, or `None` when there is no RTX stream, the packet is malformed or `buf` has no
     /// room for the two extra bytes.
-    pub fn to_rtx(&mut self, buf: &mut [u8], len: usize) -> Option<usize> {
+    pub fn rewrite_as_rtx(&mut self, buf: &mut [u8], len: usize) -> Option<usize> {
         let (ssrc, pt) = self.params.rtx?;
         let parsed = rtp::RtpPacket::parse(buf.get(..len)?).ok()?;
         let (h, pad) = (parsed.header_len(), usize::from(parsed.padding_len()));
@@ -250,7 +250,7 @@ mod tests {
         let original = packet(b"payload");
         let mut buf = original.clone();
         buf.resize(original.len() + 16, 0);
-        let n = sub.to_rtx(&mut buf, original.len()).unwrap();
+        let n = sub.rewrite_as_rtx(&mut buf, original.len()).unwrap();
         let p = rtp::RtpPacket::parse(&buf[..n]).unwrap();
         assert_eq!(p.ssrc(), 0x7777);
         assert_eq!(p.payload_type(), 97);
@@ -273,21 +273,21 @@ mod tests {
         let mut exact = original.clone();
         // Padding (3) frees more than the OSN (2) needs, so even an exact buffer fits...
         assert!(subscription(Some((1, 97)))
-            .to_rtx(&mut exact, original.len())
+            .rewrite_as_rtx(&mut exact, original.len())
             .is_some());
         // ...but without padding it needs two more bytes.
         let mut no_pad = original[..original.len() - 3].to_vec();
         no_pad[0] &= !0x20;
         let len = no_pad.len();
         assert!(subscription(Some((1, 97)))
-            .to_rtx(&mut no_pad, len)
+            .rewrite_as_rtx(&mut no_pad, len)
             .is_none());
         let mut buf = original.clone();
         assert!(subscription(None)
-            .to_rtx(&mut buf, original.len())
+            .rewrite_as_rtx(&mut buf, original.len())
             .is_none());
         assert!(subscription(Some((1, 97)))
-            .to_rtx(&mut buf[..5], 5)
+            .rewrite_as_rtx(&mut buf[..5], 5)
             .is_none());
     }
 }

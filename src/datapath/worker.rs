@@ -552,7 +552,7 @@ impl Core {
         // (RFC 4588), so no SRTP packet index is ever used twice. Without, it goes as it was:
         // the index is that of the lost original, which the subscriber never decrypted.
         let len = if sub.params.rtx.is_some() {
-            match sub.to_rtx(out, cached.len()) {
+            match sub.rewrite_as_rtx(out, cached.len()) {
                 Some(n) => n,
                 None => {
                     self.counters.nack_misses += 1;
