@@ -30,7 +30,8 @@ use tokio::sync::Semaphore;
 
 use media::{now_ns, MediaShape, Publisher, TrackProgress};
 use receiver::{Control, RxTrack, Subscriber};
-use report::{Failure, Report, SubscriberReport, TimelinePoint};
+pub use report::{Failure, Report};
+use report::{SubscriberReport, TimelinePoint};
 use sdp::TrackKind;
 use session::{ClientIdentity, Connected, Endpoint, SessionSpec, SetupError};
 
@@ -435,13 +436,21 @@ pub fn run(cfg: &LoadConfig) -> Result<Report, LoadError> {
     {
         std::thread::sleep(Duration::from_millis(20));
     }
-    progress.line(&format!(
-        "tern-load: {connected_subs} subscriber(s) up, {} receiving; warming up {:?}, measuring {:?}",
-        control.with_media.load(Ordering::Relaxed),
-        cfg.warmup,
+    // Nothing to measure when no subscriber came up: report the failures at once.
+    let duration = if connected_subs == 0 {
+        progress.line("tern-load: no subscriber connected; not measuring");
+        Duration::ZERO
+    } else {
+        progress.line(&format!(
+            "tern-load: {connected_subs} subscriber(s) up, {} receiving; warming up {:?}, \
+             measuring {:?}",
+            control.with_media.load(Ordering::Relaxed),
+            cfg.warmup,
+            cfg.duration
+        ));
+        std::thread::sleep(cfg.warmup);
         cfg.duration
-    ));
-    std::thread::sleep(cfg.warmup);
+    };
 
     // Measure.
     for prog in pub_progress.iter().flatten().flatten() {
@@ -454,8 +463,8 @@ pub fn run(cfg: &LoadConfig) -> Result<Report, LoadError> {
     control.measuring.store(true, Ordering::Relaxed);
     let started = Instant::now();
     let mut last_packets = 0;
-    while started.elapsed() < cfg.duration {
-        let left = cfg.duration.saturating_sub(started.elapsed());
+    while started.elapsed() < duration {
+        let left = duration.saturating_sub(started.elapsed());
         std::thread::sleep(left.min(Duration::from_secs(1)));
         let packets = control.live_packets.load(Ordering::Relaxed);
         let bytes = control.live_bytes.load(Ordering::Relaxed);
@@ -478,7 +487,9 @@ pub fn run(cfg: &LoadConfig) -> Result<Report, LoadError> {
     let cpu_end = cfg.relay_pid.and_then(relay_cpu_ns);
     let window_s = (now_ns() - start_ns) as f64 / 1e9;
     // Late packets and retransmissions.
-    std::thread::sleep(Duration::from_millis(500));
+    if connected_subs > 0 {
+        std::thread::sleep(Duration::from_millis(500));
+    }
     control.measuring.store(false, Ordering::Relaxed);
     control.stop.store(true, Ordering::Relaxed);
     let mut outputs = Vec::new();
