@@ -583,6 +583,7 @@ pub fn run(cfg: &LoadConfig) -> Result<Report, LoadError> {
             srtp_errors: s.stats.srtp_errors,
             latency_us: [q(0.5), q(0.99), s.stats.latency.max()],
             setup_ms: setup.as_secs_f64() * 1e3,
+            user_timestamps: s.stats.user_timestamps,
         });
     }
     let timeline = seconds

@@ -1,5 +1,7 @@
 //! The subscribers' side of the media: receiver threads that wait on many subscriber sockets at
-//! once (epoll through `mio`), unprotect SRTP, and keep per-subscriber statistics — one-way
+//! once (epoll through `mio`), read them in batches (`recvmmsg`) with the kernel's receive
+//! timestamp of each datagram (`SO_TIMESTAMPNS`, so the thread's own scheduling delay is not
+//! counted as the server's latency), unprotect SRTP, and keep per-subscriber statistics — one-way
 //! latency from the payload's send time, loss by the publisher's per-track sequence numbers
 //! (late arrivals fill their gap), duplicates, reordering — and send a generic NACK (SRTCP) for
 //! every gap in the RTP sequence numbers, counting the retransmissions that answer it.
@@ -9,13 +11,18 @@
 //! dropped, never a panic.
 
 use std::collections::BTreeSet;
-use std::io::ErrorKind;
+use std::io::{ErrorKind, IoSliceMut};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use mio::{Events, Interest, Poll, Token};
+use nix::errno::Errno;
+use nix::sys::socket::{
+    recvmmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage,
+};
 use tern::srtp::{SrtpContext, SrtpError};
 use tern::wire::demux::{classify, PacketKind};
 use tern::wire::rtcp::write_nack_lost;
@@ -31,6 +38,77 @@ pub const MAX_LATENCY_US: u64 = 60_000_000;
 const MAX_NACK_GAP: u64 = 256;
 /// Bits of sequence-number history kept per track (a run longer than this stops counting).
 const MAX_SEQ_HISTORY: usize = 1 << 26;
+/// Datagrams read per `recvmmsg`.
+const BATCH: usize = 32;
+/// Bytes per receive buffer (longer datagrams are truncated and dropped).
+const BUF_LEN: usize = 2048;
+/// Receive buffer asked for on each subscriber socket (capped by `net.core.rmem_max` unless we
+/// may force it), so a fan-out burst is not dropped in the kernel.
+const RCVBUF: usize = 1 << 20;
+
+/// CLOCK_REALTIME in ns (the clock of `SO_TIMESTAMPNS`).
+fn realtime_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
+    (t.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(t.tv_nsec as u64)
+}
+
+/// Receive buffers and headers for one `recvmmsg`, and what it returned.
+struct Batch {
+    bufs: Vec<[u8; BUF_LEN]>,
+    headers: MultiHeaders<SockaddrStorage>,
+    /// Datagram lengths (0: truncated, drop).
+    lens: [usize; BATCH],
+    /// Kernel receive times, CLOCK_REALTIME ns.
+    stamps: [Option<u64>; BATCH],
+}
+
+impl Batch {
+    fn new() -> Batch {
+        // Room for one SCM_TIMESTAMPNS (CMSG_SPACE(16) is 32 on 64-bit Linux) and then some.
+        Batch {
+            bufs: vec![[0; BUF_LEN]; BATCH],
+            headers: MultiHeaders::preallocate(BATCH, Some(Vec::with_capacity(64))),
+            lens: [0; BATCH],
+            stamps: [None; BATCH],
+        }
+    }
+
+    /// Reads up to `BATCH` datagrams without blocking; returns how many.
+    fn recv(&mut self, fd: RawFd) -> nix::Result<usize> {
+        let Batch {
+            bufs,
+            headers,
+            lens,
+            stamps,
+        } = self;
+        let iovs: Vec<[IoSliceMut<'_>; 1]> = bufs
+            .iter_mut()
+            .map(|b| [IoSliceMut::new(&mut b[..])])
+            .collect();
+        let results = recvmmsg(fd, headers, iovs.iter(), MsgFlags::MSG_DONTWAIT, None)?;
+        let mut n = 0;
+        for r in results {
+            if n >= BATCH {
+                break;
+            }
+            lens[n] = if r.flags.contains(MsgFlags::MSG_TRUNC) {
+                0
+            } else {
+                r.bytes
+            };
+            stamps[n] = r.cmsgs().find_map(|c| match c {
+                ControlMessageOwned::ScmTimestampns(ts) => {
+                    Some((ts.tv_sec() as u64) * 1_000_000_000 + ts.tv_nsec() as u64)
+                }
+                _ => None,
+            });
+            n += 1;
+        }
+        Ok(n)
+    }
+}
 
 /// A latency histogram in µs, 3 significant figures.
 pub fn new_histogram() -> Histogram<u64> {
@@ -166,6 +244,8 @@ pub struct SubscriberStats {
     pub foreign: u64,
     /// [`now_ns`] of the first media packet (whole run).
     pub first_packet_ns: Option<u64>,
+    /// Datagrams without a kernel receive timestamp (timed in user space instead).
+    pub user_timestamps: u64,
 }
 
 impl Default for SubscriberStats {
@@ -183,6 +263,7 @@ impl Default for SubscriberStats {
             rtcp_received: 0,
             foreign: 0,
             first_packet_ns: None,
+            user_timestamps: 0,
         }
     }
 }
@@ -213,6 +294,13 @@ impl Subscriber {
         ice: IceClient,
         tracks: Vec<RxTrack>,
     ) -> Subscriber {
+        // Best effort: without them latency falls back to user-space receive times, and a burst
+        // may overflow the default buffer.
+        let fd = socket.as_raw_fd();
+        let _ = setsockopt(fd, sockopt::ReceiveTimestampns, &true);
+        if setsockopt(fd, sockopt::RcvBufForce, &RCVBUF).is_err() {
+            let _ = setsockopt(fd, sockopt::RcvBuf, &RCVBUF);
+        }
         Subscriber {
             index,
             socket: mio::net::UdpSocket::from_std(socket),
@@ -267,7 +355,7 @@ pub fn run_receiver(
             .register(&mut s.socket, Token(i), Interest::READABLE)?;
     }
     let mut events = Events::with_capacity(256);
-    let mut buf = vec![0u8; 2048];
+    let mut batch = Batch::new();
     let mut out = vec![0u8; 1500];
     let mut state = ThreadState {
         timeline: Vec::new(),
@@ -284,25 +372,52 @@ pub fn run_receiver(
             }
         }
         let measuring = control.measuring.load(Ordering::Relaxed);
-        let window_start = control.window_start_ns.load(Ordering::Relaxed);
+        let window = measuring.then(|| control.window_start_ns.load(Ordering::Relaxed));
+        // Kernel timestamps are CLOCK_REALTIME; payloads carry CLOCK_MONOTONIC.
+        let offset = i128::from(realtime_ns()) - i128::from(now_ns());
         for ev in events.iter() {
             let Some(sub) = subscribers.get_mut(ev.token().0) else {
                 continue;
             };
+            let fd = sub.socket.as_raw_fd();
             loop {
-                match sub.socket.recv(&mut buf) {
-                    Ok(n) => {
-                        let now = now_ns();
-                        let w = measuring.then_some(window_start);
-                        on_datagram(sub, &mut buf[..n], now, w, &mut state, &mut out);
-                    }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                let n = match batch.recv(fd) {
+                    Ok(n) => n,
+                    Err(Errno::EINTR) => continue,
+                    Err(Errno::EAGAIN) => break,
                     // ICMP errors on a connected socket (server gone): counted, not fatal.
                     Err(_) => {
                         sub.stats.foreign += 1;
                         break;
                     }
+                };
+                let fallback = now_ns();
+                for i in 0..n {
+                    let len = batch.lens[i];
+                    if len == 0 {
+                        sub.stats.foreign += 1;
+                        continue;
+                    }
+                    let at = match batch.stamps[i] {
+                        Some(rt) => (i128::from(rt) - offset).max(0) as u64,
+                        None => {
+                            sub.stats.user_timestamps += 1;
+                            fallback
+                        }
+                    };
+                    on_datagram(
+                        sub,
+                        &mut batch.bufs[i][..len],
+                        at,
+                        window,
+                        &mut state,
+                        &mut out,
+                    );
+                }
+                // Fewer than a full batch: the queue is empty, and the next arrival raises a
+                // new edge.
+                if n < BATCH {
+                    break;
                 }
             }
         }

@@ -56,6 +56,8 @@ pub struct SubscriberReport {
     pub latency_us: [u64; 3],
     /// Time from the POST to usable keys, ms.
     pub setup_ms: f64,
+    /// Datagrams timed in user space for want of a kernel timestamp.
+    pub user_timestamps: u64,
 }
 
 /// Packets, bytes and latency of one second.
@@ -251,6 +253,7 @@ impl Report {
             "retransmissions": self.sum(|s| s.retransmissions),
             "srtp_errors": self.sum(|s| s.srtp_errors),
             "keyframe_requests": self.keyframe_requests,
+            "user_space_timestamps": self.sum(|s| s.user_timestamps),
             "failures": failures,
             "subscribers": subscribers,
             "timeline": timeline,
@@ -280,9 +283,15 @@ impl Report {
             self.subscribers_ok(),
             self.subscribers_failed
         );
+        let untimed = self.sum(|s| s.user_timestamps);
+        let source = if untimed == 0 {
+            "kernel receive timestamps".to_string()
+        } else {
+            format!("{untimed} datagram(s) timed in user space, no kernel timestamp")
+        };
         let _ = writeln!(
             s,
-            "\n  latency (µs)      p50      p90      p99    p99.9      max    count"
+            "\n  latency (µs)      p50      p90      p99    p99.9      max    count   ({source})"
         );
         let _ = writeln!(
             s,
@@ -419,7 +428,7 @@ const H: f64 = 320.0;
 const LEFT: f64 = 70.0;
 const BOTTOM: f64 = 40.0;
 const TOP: f64 = 20.0;
-const RIGHT: f64 = 20.0;
+const RIGHT: f64 = 45.0;
 
 /// A "nice" axis maximum at or above `v`.
 fn nice_max(v: f64) -> f64 {
@@ -650,6 +659,7 @@ mod tests {
                 srtp_errors: 0,
                 latency_us: [500, 990, 1000],
                 setup_ms: 20.0,
+                user_timestamps: 0,
             }],
             failures: vec![],
             subscribers_failed: 0,
