@@ -33,6 +33,8 @@ Loads a WHIP/WHEP server with synthetic audio/video and measures one-way latency
   --rx-threads N            receiver threads, default 1
   --tx-threads N            sender threads, default 1
   --relay-pid PID           read the relay's CPU time from /proc/PID/stat
+  --simulate-loss RATIO     subscribers drop this fraction of RTP on receipt (e.g. 0.01) to
+                            exercise NACK and retransmission; default 0
   --json FILE               write the figures as JSON
   --html FILE               write a self-contained HTML report
   --quiet                   no progress output
@@ -109,6 +111,12 @@ pub fn parse(args: &[String]) -> Result<Args, String> {
                     v.parse()
                         .map_err(|_| format!("--relay-pid {v}: not a process id"))?,
                 )
+            }
+            "--simulate-loss" => {
+                let v = value()?;
+                cfg.simulate_loss = v
+                    .parse()
+                    .map_err(|_| format!("--simulate-loss {v}: expected a ratio such as 0.01"))?
             }
             "--json" => json = Some(PathBuf::from(value()?)),
             "--html" => html = Some(PathBuf::from(value()?)),

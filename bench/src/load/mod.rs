@@ -111,6 +111,9 @@ pub struct LoadConfig {
     pub tx_threads: usize,
     /// Relay process whose CPU time is read from `/proc`.
     pub relay_pid: Option<u32>,
+    /// Fraction of received RTP datagrams the subscribers drop on purpose (0 to 0.5), to
+    /// exercise NACK and retransmission (default 0).
+    pub simulate_loss: f64,
     /// Live progress.
     pub progress: Progress,
 }
@@ -134,6 +137,7 @@ impl Default for LoadConfig {
             rx_threads: 1,
             tx_threads: 1,
             relay_pid: None,
+            simulate_loss: 0.0,
             progress: Progress::Auto,
         }
     }
@@ -258,6 +262,9 @@ pub fn validate(cfg: &LoadConfig) -> Result<(), LoadError> {
     if cfg.duration.is_zero() {
         return bad("--duration must be more than 0");
     }
+    if !(0.0..=0.5).contains(&cfg.simulate_loss) {
+        return bad("--simulate-loss must be from 0 to 0.5");
+    }
     if cfg.connect_timeout.is_zero() {
         return bad("--connect-timeout must be more than 0");
     }
@@ -346,7 +353,10 @@ pub fn run(cfg: &LoadConfig) -> Result<Report, LoadError> {
         }
     }
     let publishers_ok = publishers.len();
-    let control = Arc::new(Control::default());
+    let control = Arc::new(Control {
+        drop_ppm: (cfg.simulate_loss * 1e6) as u32,
+        ..Control::default()
+    });
     let stop_senders = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let pub_counters: Vec<_> = publishers.iter().map(|p| Arc::clone(&p.counters)).collect();
     let senders = spawn_senders(publishers, cfg, &stop_senders)?;
@@ -584,6 +594,7 @@ pub fn run(cfg: &LoadConfig) -> Result<Report, LoadError> {
             latency_us: [q(0.5), q(0.99), s.stats.latency.max()],
             setup_ms: setup.as_secs_f64() * 1e3,
             user_timestamps: s.stats.user_timestamps,
+            simulated_drops: s.stats.simulated_drops,
         });
     }
     let timeline = seconds
@@ -771,7 +782,7 @@ fn title(cfg: &LoadConfig) -> String {
         Scenario::AudioRooms {
             rooms,
             participants,
-        } => format!("{rooms} room(s) × {participants} participants"),
+        } => format!("{rooms} group(s) × {participants} participants in one room"),
     };
     let media = match cfg.scenario {
         Scenario::AudioRooms { .. } => "audio only".to_string(),
@@ -828,6 +839,7 @@ fn config_json(cfg: &LoadConfig) -> serde_json::Value {
         "profile": cfg.profile.name(),
         "connect_timeout_s": cfg.connect_timeout.as_secs_f64(),
         "relay_pid": cfg.relay_pid,
+        "simulate_loss": cfg.simulate_loss,
         "machine": crate::machine_summary(),
     })
 }

@@ -134,6 +134,9 @@ pub struct Control {
     pub live_p99_us: AtomicU64,
     /// Subscribers that have received their first media packet.
     pub with_media: AtomicU64,
+    /// Simulated network loss: drop this many RTP datagrams per million on receipt, before
+    /// decryption (exercises NACK and retransmission).
+    pub drop_ppm: u32,
 }
 
 /// One received track of a subscriber.
@@ -246,6 +249,8 @@ pub struct SubscriberStats {
     pub first_packet_ns: Option<u64>,
     /// Datagrams without a kernel receive timestamp (timed in user space instead).
     pub user_timestamps: u64,
+    /// RTP datagrams dropped on purpose (`Control::drop_ppm`) while measuring.
+    pub simulated_drops: u64,
 }
 
 impl Default for SubscriberStats {
@@ -264,6 +269,7 @@ impl Default for SubscriberStats {
             foreign: 0,
             first_packet_ns: None,
             user_timestamps: 0,
+            simulated_drops: 0,
         }
     }
 }
@@ -363,6 +369,7 @@ pub fn run_receiver(
         pending_packets: 0,
         pending_bytes: 0,
         first_arrivals: 0,
+        drop_ppm: control.drop_ppm,
     };
     let mut next_tick = now_ns() + 1_000_000_000;
     while !control.stop.load(Ordering::Relaxed) {
@@ -464,6 +471,7 @@ struct ThreadState {
     pending_packets: u64,
     pending_bytes: u64,
     first_arrivals: u64,
+    drop_ppm: u32,
 }
 
 /// One datagram for `sub`. `window` is the measurement start when measuring.
@@ -477,6 +485,12 @@ fn on_datagram(
 ) {
     let wire_len = buf.len() as u64;
     match classify(buf) {
+        PacketKind::Rtp
+            if state.drop_ppm > 0 && rand::random::<u32>() % 1_000_000 < state.drop_ppm =>
+        {
+            sub.stats.simulated_drops += u64::from(window.is_some());
+            return;
+        }
         PacketKind::Rtp => {}
         PacketKind::Rtcp => {
             sub.stats.rtcp_received += 1;

@@ -58,6 +58,8 @@ pub struct SubscriberReport {
     pub setup_ms: f64,
     /// Datagrams timed in user space for want of a kernel timestamp.
     pub user_timestamps: u64,
+    /// RTP datagrams dropped on purpose (`--simulate-loss`).
+    pub simulated_drops: u64,
 }
 
 /// Packets, bytes and latency of one second.
@@ -254,6 +256,7 @@ impl Report {
             "srtp_errors": self.sum(|s| s.srtp_errors),
             "keyframe_requests": self.keyframe_requests,
             "user_space_timestamps": self.sum(|s| s.user_timestamps),
+            "simulated_drops": self.sum(|s| s.simulated_drops),
             "failures": failures,
             "subscribers": subscribers,
             "timeline": timeline,
@@ -316,9 +319,11 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "  NACKs sent {}, retransmissions received {}, SRTP errors {}, PLI/FIR at publishers {}",
+            "  NACKs sent {}, retransmissions received {}, simulated drops {}, SRTP errors {}, \
+             PLI/FIR at publishers {}",
             self.sum(|s| s.nacks_sent),
             self.sum(|s| s.retransmissions),
+            self.sum(|s| s.simulated_drops),
             self.sum(|s| s.srtp_errors),
             self.keyframe_requests
         );
@@ -660,6 +665,7 @@ mod tests {
                 latency_us: [500, 990, 1000],
                 setup_ms: 20.0,
                 user_timestamps: 0,
+                simulated_drops: 0,
             }],
             failures: vec![],
             subscribers_failed: 0,
