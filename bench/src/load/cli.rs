@@ -176,7 +176,7 @@ fn humantime_like(v: &str) -> Option<Duration> {
         "h" => n * 3600.0,
         _ => return None,
     };
-    (secs.is_finite() && secs >= 0.0 && secs < 1e7).then(|| Duration::from_secs_f64(secs))
+    (secs.is_finite() && (0.0..1e7).contains(&secs)).then(|| Duration::from_secs_f64(secs))
 }
 
 /// `1500kbps`, `1.5mbps`, `800000` (bits/s), `0`.

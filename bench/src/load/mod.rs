@@ -155,6 +155,9 @@ pub enum LoadError {
     Setup(String),
 }
 
+/// A connected publisher's tracks and how far each has got.
+type PublishedTracks = Vec<(TrackKind, Arc<TrackProgress>)>;
+
 /// A planned session.
 #[derive(Debug, Clone)]
 struct Plan {
@@ -331,7 +334,7 @@ pub fn run(cfg: &LoadConfig) -> Result<Report, LoadError> {
         cfg.setup_concurrency,
     ));
     let mut publishers = Vec::new();
-    let mut pub_progress: Vec<Option<Vec<(TrackKind, Arc<TrackProgress>)>>> = Vec::new();
+    let mut pub_progress: Vec<Option<PublishedTracks>> = Vec::new();
     for (i, (plan, result)) in pub_plans.iter().zip(pub_results).enumerate() {
         match result {
             Ok(c) => {

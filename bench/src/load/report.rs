@@ -359,6 +359,9 @@ impl Report {
             for (key, n, first) in groups {
                 let _ = writeln!(s, "  {n} × {key} (first: {first})");
             }
+            for hint in hints(&self.failures) {
+                let _ = writeln!(s, "  hint: {hint}");
+            }
         }
         s
     }
@@ -412,13 +415,45 @@ impl Report {
         h.push_str(&percentile_svg(&self.distribution()));
         h.push_str("<h2>Throughput over time</h2>");
         h.push_str(&timeline_svg(&self.timeline));
-        let _ = write!(
+        let _ = writeln!(
             h,
-            "<h2>Summary</h2><pre>{}</pre></body></html>\n",
+            "<h2>Summary</h2><pre>{}</pre></body></html>",
             escape(&self.summary())
         );
         h
     }
+}
+
+/// Advice for the failures a user can fix, once each.
+fn hints(failures: &[Failure]) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    let mut add = |h: &'static str| {
+        if !out.contains(&h) {
+            out.push(h);
+        }
+    };
+    for f in failures {
+        let r = f.reason.as_str();
+        if r.starts_with("HTTP 401") || r.starts_with("HTTP 403") {
+            add(
+                "the server refused the token: check its room, its publish/subscribe grants, its \
+                 expiry, and that it was minted with the server's secret",
+            );
+        } else if r.starts_with("HTTP 429") {
+            add(
+                "the server limits sessions or requests per client address; for Tern raise \
+                 [limits] sessions_per_ip and requests_per_minute in tern.toml",
+            );
+        } else if r.starts_with("server unreachable") {
+            add("nothing answered at --url: is the server running, and on that address?");
+        } else if f.phase == "ice" || f.phase == "dtls" {
+            add(
+                "signalling worked but media did not: is the answer's candidate address reachable \
+                 from here (advertised address, firewall)?",
+            );
+        }
+    }
+    out
 }
 
 fn escape(s: &str) -> String {
