@@ -1,7 +1,6 @@
-//! The results of a run and the three ways they leave the program: a summary table for the
-//! terminal, a JSON document (`--json`) with every figure and the full percentile distribution,
-//! and one self-contained HTML page (`--html`) with a latency-percentile plot and a
-//! throughput-over-time plot drawn as inline SVG.
+//! The results of a run and the ways they leave the program: a summary table for the terminal
+//! and a JSON document (`--json`) with every figure and the full percentile distribution (the
+//! HTML page is drawn by `html`).
 //!
 //! Pure data and formatting: nothing here touches the network or the clock.
 
@@ -161,7 +160,8 @@ impl Report {
         self.failures.is_empty() && self.subscribers_failed == 0
     }
 
-    fn percentile(&self, q: f64) -> u64 {
+    /// Latency at quantile `q` (0 when nothing was recorded), µs.
+    pub fn percentile(&self, q: f64) -> u64 {
         if self.latency.is_empty() {
             0
         } else {
@@ -366,61 +366,9 @@ impl Report {
         s
     }
 
-    /// The self-contained HTML report.
+    /// The self-contained HTML report (see `html`).
     pub fn to_html(&self) -> String {
-        let mut h = String::with_capacity(32 * 1024);
-        let _ = write!(
-            h,
-            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-             <title>tern-load report</title><style>\
-             body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}\
-             table{{border-collapse:collapse}}td,th{{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}}\
-             th:first-child,td:first-child{{text-align:left}}pre{{background:#f6f6f6;padding:1em}}\
-             svg{{background:#fff;border:1px solid #ccc;margin:1em 0}}</style></head><body>\
-             <h1>tern-load report</h1><p>{}</p>",
-            escape(&self.title)
-        );
-        let _ = write!(
-            h,
-            "<table><tr><th>latency (µs)</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th>\
-             <th>max</th></tr><tr><td>one-way</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{}</td></tr></table>",
-            self.percentile(0.5),
-            self.percentile(0.9),
-            self.percentile(0.99),
-            self.percentile(0.999),
-            self.latency.max()
-        );
-        let _ = write!(
-            h,
-            "<table><tr><th>figure</th><th>value</th></tr>\
-             <tr><td>subscribers ok / failed</td><td>{} / {}</td></tr>\
-             <tr><td>loss ratio</td><td>{:.6}</td></tr>\
-             <tr><td>egress pps</td><td>{:.0}</td></tr>\
-             <tr><td>egress Mbit/s</td><td>{:.2}</td></tr>",
-            self.subscribers_ok(),
-            self.subscribers_failed,
-            self.loss_ratio(),
-            self.egress_pps(),
-            self.egress_bps() / 1e6
-        );
-        if let Some(per) = self.relay_cpu_ns_per_egress() {
-            let _ = write!(
-                h,
-                "<tr><td>relay CPU ns / egress packet</td><td>{per:.0}</td></tr>"
-            );
-        }
-        h.push_str("</table>");
-        h.push_str("<h2>Latency by percentile</h2>");
-        h.push_str(&percentile_svg(&self.distribution()));
-        h.push_str("<h2>Throughput over time</h2>");
-        h.push_str(&timeline_svg(&self.timeline));
-        let _ = writeln!(
-            h,
-            "<h2>Summary</h2><pre>{}</pre></body></html>",
-            escape(&self.summary())
-        );
-        h
+        super::html::render(self)
     }
 }
 
@@ -456,225 +404,12 @@ fn hints(failures: &[Failure]) -> Vec<&'static str> {
     out
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-const W: f64 = 760.0;
-const H: f64 = 320.0;
-const LEFT: f64 = 70.0;
-const BOTTOM: f64 = 40.0;
-const TOP: f64 = 20.0;
-const RIGHT: f64 = 45.0;
-
-/// A "nice" axis maximum at or above `v`.
-fn nice_max(v: f64) -> f64 {
-    if v <= 0.0 {
-        return 1.0;
-    }
-    let mag = 10f64.powf(v.log10().floor());
-    for m in [1.0, 2.0, 2.5, 5.0, 10.0] {
-        if v <= m * mag {
-            return m * mag;
-        }
-    }
-    10.0 * mag
-}
-
-fn svg_open(h: &mut String, title: &str) {
-    let _ = write!(
-        h,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" \
-         viewBox=\"0 0 {W} {H}\" font-size=\"11\" font-family=\"sans-serif\">\
-         <title>{}</title>",
-        escape(title)
-    );
-}
-
-/// Latency (y, µs) against percentile on a `1/(1-p)` log axis, as HdrHistogram plots draw it.
-fn percentile_svg(points: &[(f64, u64)]) -> String {
-    let mut h = String::new();
-    svg_open(&mut h, "latency by percentile");
-    let (pw, ph) = (W - LEFT - RIGHT, H - TOP - BOTTOM);
-    // x = log10(1 / (1 - p)); p = 99.999% is 5.
-    let x_of = |pct: f64| {
-        let p = (pct / 100.0).min(0.999_999);
-        (1.0 / (1.0 - p)).log10()
-    };
-    let x_max = points
-        .iter()
-        .map(|(p, _)| x_of(*p))
-        .fold(2.0f64, f64::max)
-        .ceil()
-        .min(6.0);
-    let y_max = nice_max(points.iter().map(|(_, v)| *v as f64).fold(0.0, f64::max));
-    let px = |x: f64| LEFT + x / x_max * pw;
-    let py = |y: f64| TOP + ph - y / y_max * ph;
-    for i in 0..=x_max as usize {
-        let x = px(i as f64);
-        let label = match i {
-            0 => "0%".to_string(),
-            1 => "90%".to_string(),
-            n => format!("{}%", 100.0 - 100.0 / 10f64.powi(n as i32)),
-        };
-        let _ = write!(
-            h,
-            "<line x1=\"{x:.1}\" y1=\"{TOP}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"#eee\"/>\
-             <text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{label}</text>",
-            TOP + ph,
-            TOP + ph + 15.0
-        );
-    }
-    axis_y(&mut h, y_max, "µs", &py);
-    let _ = write!(
-        h,
-        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">percentile</text>",
-        LEFT + pw / 2.0,
-        H - 5.0
-    );
-    if !points.is_empty() {
-        let path: Vec<String> = points
-            .iter()
-            .map(|(p, v)| format!("{:.1},{:.1}", px(x_of(*p)), py(*v as f64)))
-            .collect();
-        let _ = write!(
-            h,
-            "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\" points=\"{}\"/>",
-            path.join(" ")
-        );
-    } else {
-        let _ = write!(
-            h,
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">no samples</text>",
-            LEFT + pw / 2.0,
-            TOP + ph / 2.0
-        );
-    }
-    h.push_str("</svg>");
-    h
-}
-
-fn axis_y(h: &mut String, y_max: f64, unit: &str, py: &dyn Fn(f64) -> f64) {
-    for i in 0..=5 {
-        let v = y_max * i as f64 / 5.0;
-        let y = py(v);
-        let _ = write!(
-            h,
-            "<line x1=\"{LEFT}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#eee\"/>\
-             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
-            W - RIGHT,
-            LEFT - 5.0,
-            y + 4.0,
-            fmt_num(v)
-        );
-    }
-    let _ = write!(
-        h,
-        "<text x=\"12\" y=\"{:.1}\" transform=\"rotate(-90 12 {:.1})\" text-anchor=\"middle\">{unit}</text>",
-        TOP + (H - TOP - BOTTOM) / 2.0,
-        TOP + (H - TOP - BOTTOM) / 2.0
-    );
-}
-
-fn fmt_num(v: f64) -> String {
-    if v >= 1e6 {
-        format!("{:.1}M", v / 1e6)
-    } else if v >= 1e4 {
-        format!("{:.0}k", v / 1e3)
-    } else if v.fract() == 0.0 {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.1}")
-    }
-}
-
-/// Packets per second received (bars) and per-second p99 latency (line, right-hand scale).
-fn timeline_svg(points: &[TimelinePoint]) -> String {
-    let mut h = String::new();
-    svg_open(&mut h, "throughput over time");
-    let (pw, ph) = (W - LEFT - RIGHT - 40.0, H - TOP - BOTTOM);
-    let n = points.len().max(1) as f64;
-    let y_max = nice_max(points.iter().map(|p| p.packets as f64).fold(0.0, f64::max));
-    let l_max = nice_max(points.iter().map(|p| p.p99_us as f64).fold(0.0, f64::max));
-    let py = |y: f64| TOP + ph - y / y_max * ph;
-    axis_y(&mut h, y_max, "packets/s", &py);
-    let bw = pw / n;
-    for (i, p) in points.iter().enumerate() {
-        let x = LEFT + i as f64 * bw;
-        let y = py(p.packets as f64);
-        let _ = write!(
-            h,
-            "<rect x=\"{:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#9ecae1\">\
-             <title>second {}: {} packets, {:.2} Mbit/s, p99 {} µs</title></rect>",
-            x + 1.0,
-            (bw - 2.0).max(1.0),
-            TOP + ph - y,
-            p.second,
-            p.packets,
-            p.bytes as f64 * 8.0 / 1e6,
-            p.p99_us
-        );
-        if i % ((points.len() / 10).max(1)) == 0 {
-            let _ = write!(
-                h,
-                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}s</text>",
-                x + bw / 2.0,
-                TOP + ph + 15.0,
-                p.second
-            );
-        }
-    }
-    if !points.is_empty() {
-        let path: Vec<String> = points
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                let x = LEFT + (i as f64 + 0.5) * bw;
-                let y = TOP + ph - p.p99_us as f64 / l_max * ph;
-                format!("{x:.1},{y:.1}")
-            })
-            .collect();
-        let _ = write!(
-            h,
-            "<polyline fill=\"none\" stroke=\"#d62728\" stroke-width=\"2\" points=\"{}\"/>",
-            path.join(" ")
-        );
-        for i in 0..=5 {
-            let v = l_max * i as f64 / 5.0;
-            let y = TOP + ph - v / l_max * ph;
-            let _ = write!(
-                h,
-                "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"#d62728\">{}</text>",
-                LEFT + pw + 5.0,
-                y + 4.0,
-                fmt_num(v)
-            );
-        }
-        let _ = write!(
-            h,
-            "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"#d62728\" text-anchor=\"end\">p99 µs (line)</text>",
-            W - 5.0,
-            TOP - 6.0
-        );
-    }
-    let _ = write!(
-        h,
-        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">seconds since measurement began</text>",
-        LEFT + pw / 2.0,
-        H - 5.0
-    );
-    h.push_str("</svg>");
-    h
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn report() -> Report {
+    /// A small report for the formatting tests.
+    pub(in crate::load) fn sample_report() -> Report {
         let mut latency = super::super::receiver::new_histogram();
         for v in 1..=1000 {
             latency.saturating_record(v);
@@ -714,7 +449,7 @@ mod tests {
 
     #[test]
     fn json_has_the_required_keys() {
-        let j = report().to_json();
+        let j = sample_report().to_json();
         for k in ["p50", "p90", "p99", "p999", "max", "distribution"] {
             assert!(j["latency_us"].get(k).is_some(), "{k}");
         }
@@ -730,22 +465,5 @@ mod tests {
         assert_eq!(j["relay_cpu_ns_per_egress"], json!(1000.0));
         assert!((j["loss_ratio"].as_f64().unwrap() - 0.01).abs() < 1e-9);
         assert_eq!(j["egress_pps"], json!(500.0));
-    }
-
-    #[test]
-    fn html_is_self_contained() {
-        let html = report().to_html();
-        assert!(html.starts_with("<!DOCTYPE html>"));
-        assert!(!html.contains("<script"));
-        assert_eq!(html.matches("<svg").count(), 2);
-        assert!(html.contains("99.9%"));
-    }
-
-    #[test]
-    fn nice_axis_maxima() {
-        assert_eq!(nice_max(0.0), 1.0);
-        assert_eq!(nice_max(7.0), 10.0);
-        assert_eq!(nice_max(180.0), 200.0);
-        assert_eq!(nice_max(2100.0), 2500.0);
     }
 }
