@@ -2,6 +2,8 @@
 //! relay's CPU cost per egress packet. See `tern_bench::load` and `tern-load --help`.
 
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use tern_bench::load::{self, cli};
 
@@ -18,7 +20,13 @@ fn main() -> ExitCode {
         println!("{}", cli::USAGE);
         return ExitCode::SUCCESS;
     }
-    let report = match load::run(&parsed.config) {
+    // Ctrl-C ends the measurement early (sessions are still deleted and the report written);
+    // a second Ctrl-C exits at once.
+    let mut config = parsed.config.clone();
+    let interrupt = Arc::new(AtomicBool::new(false));
+    config.interrupt = Some(Arc::clone(&interrupt));
+    watch_ctrl_c(interrupt);
+    let report = match load::run(&config) {
         Ok(r) => r,
         Err(load::LoadError::Config(e)) => {
             eprintln!("tern-load: {e}\n(try tern-load --help)");
@@ -30,7 +38,7 @@ fn main() -> ExitCode {
         }
     };
     println!("{}", report.summary());
-    let mut status = if report.all_ok() {
+    let mut status = if report.all_ok() && !report.interrupted {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -54,4 +62,28 @@ fn main() -> ExitCode {
         }
     }
     status
+}
+
+fn watch_ctrl_c(flag: Arc<AtomicBool>) {
+    let _ = std::thread::Builder::new()
+        .name("tern-load-signal".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    eprintln!(
+                        "\ntern-load: interrupted; stopping and reporting (Ctrl-C again to quit)"
+                    );
+                    flag.store(true, Ordering::Relaxed);
+                    if tokio::signal::ctrl_c().await.is_ok() {
+                        std::process::exit(130);
+                    }
+                }
+            });
+        });
 }

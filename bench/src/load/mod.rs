@@ -24,6 +24,8 @@ pub mod sdp;
 pub mod session;
 
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tern::srtp::Profile;
@@ -68,6 +70,9 @@ pub struct LoadConfig {
     pub simulate_loss: f64,
     /// Live progress.
     pub progress: Progress,
+    /// When set (e.g. by a Ctrl-C handler), the measurement ends early and the run reports
+    /// what it has, marked as interrupted.
+    pub interrupt: Option<Arc<AtomicBool>>,
 }
 
 impl Default for LoadConfig {
@@ -91,6 +96,7 @@ impl Default for LoadConfig {
             relay_pid: None,
             simulate_loss: 0.0,
             progress: Progress::Auto,
+            interrupt: None,
         }
     }
 }

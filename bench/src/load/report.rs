@@ -105,6 +105,10 @@ pub struct Report {
     pub relay_cpu_ns: Option<u64>,
     /// PLI/FIR the publishers received.
     pub keyframe_requests: u64,
+    /// This process's CPU time over the window, ns (is the tester itself the bottleneck?).
+    pub tester_cpu_ns: Option<u64>,
+    /// The measurement was cut short (Ctrl-C).
+    pub interrupted: bool,
 }
 
 impl Report {
@@ -255,6 +259,8 @@ impl Report {
             "retransmissions": self.sum(|s| s.retransmissions),
             "srtp_errors": self.sum(|s| s.srtp_errors),
             "keyframe_requests": self.keyframe_requests,
+            "tester_cpu_ns": self.tester_cpu_ns,
+            "interrupted": self.interrupted,
             "user_space_timestamps": self.sum(|s| s.user_timestamps),
             "simulated_drops": self.sum(|s| s.simulated_drops),
             "failures": failures,
@@ -276,6 +282,13 @@ impl Report {
     pub fn summary(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "tern-load: {}", self.title);
+        if self.interrupted {
+            let _ = writeln!(
+                s,
+                "INTERRUPTED: measured {:.1} s, not the full duration",
+                self.window_s
+            );
+        }
         let setups: Vec<f64> = self.subscribers.iter().map(|s| s.setup_ms).collect();
         let max_setup = setups.iter().copied().fold(0.0, f64::max);
         let _ = writeln!(
@@ -345,6 +358,15 @@ impl Report {
                 ns as f64 / 1e9 / self.window_s.max(1e-9) * 100.0
             );
         }
+        if let Some(ns) = self.tester_cpu_ns {
+            let _ = writeln!(
+                s,
+                "  tester CPU: {:.2} s over {:.1} s ({:.0}% of one core)",
+                ns as f64 / 1e9,
+                self.window_s,
+                ns as f64 / 1e9 / self.window_s.max(1e-9) * 100.0
+            );
+        }
         if !self.failures.is_empty() {
             let _ = writeln!(s, "\nfailures ({}):", self.failures.len());
             // Group identical reasons so 200 refusals are one line.
@@ -391,6 +413,12 @@ fn hints(failures: &[Failure]) -> Vec<&'static str> {
             add(
                 "the server limits sessions or requests per client address; for Tern raise \
                  [limits] sessions_per_ip and requests_per_minute in tern.toml",
+            );
+        } else if r.starts_with("HTTP 409") {
+            add(
+                "a stream of that name is already published: another run still holds it (a \
+                 killed run's sessions end when their consent expires, 30 s on Tern), or use \
+                 another --room",
             );
         } else if r.starts_with("server unreachable") {
             add("nothing answered at --url: is the server running, and on that address?");
@@ -444,6 +472,8 @@ pub(super) mod tests {
             timeline: vec![TimelinePoint::default(); 2],
             relay_cpu_ns: Some(1_000_000),
             keyframe_requests: 0,
+            tester_cpu_ns: None,
+            interrupted: false,
         }
     }
 

@@ -194,14 +194,24 @@ pub fn run(cfg: &LoadConfig) -> Result<Report, LoadError> {
         prog.1.window_start.store(next, Ordering::Relaxed);
     }
     let cpu_start = cfg.relay_pid.and_then(relay_cpu_ns);
+    let own_cpu_start = relay_cpu_ns(std::process::id());
+    let interrupted = || {
+        cfg.interrupt
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::Relaxed))
+    };
     let start_ns = now_ns();
     control.window_start_ns.store(start_ns, Ordering::Relaxed);
     control.measuring.store(true, Ordering::Relaxed);
     let started = Instant::now();
     let mut last_packets = 0;
-    while started.elapsed() < duration {
-        let left = duration.saturating_sub(started.elapsed());
-        std::thread::sleep(left.min(Duration::from_secs(1)));
+    let mut next_line = Duration::from_secs(1);
+    while started.elapsed() < duration && !interrupted() {
+        std::thread::sleep(Duration::from_millis(50));
+        if started.elapsed() < next_line.min(duration) {
+            continue;
+        }
+        next_line += Duration::from_secs(1);
         let packets = control.live_packets.load(Ordering::Relaxed);
         let bytes = control.live_bytes.load(Ordering::Relaxed);
         let p50 = control.live_p50_us.swap(0, Ordering::Relaxed);
@@ -221,6 +231,7 @@ pub fn run(cfg: &LoadConfig) -> Result<Report, LoadError> {
         let _ = s.join();
     }
     let cpu_end = cfg.relay_pid.and_then(relay_cpu_ns);
+    let own_cpu_end = relay_cpu_ns(std::process::id());
     let window_s = (now_ns() - start_ns) as f64 / 1e9;
     // Late packets and retransmissions.
     if connected_subs > 0 {
@@ -376,6 +387,11 @@ pub fn run(cfg: &LoadConfig) -> Result<Report, LoadError> {
             _ => None,
         },
         keyframe_requests,
+        tester_cpu_ns: match (own_cpu_start, own_cpu_end) {
+            (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+            _ => None,
+        },
+        interrupted: interrupted(),
     })
 }
 
