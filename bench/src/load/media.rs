@@ -34,10 +34,19 @@ pub const CONSENT_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Nanoseconds of CLOCK_MONOTONIC: the clock every send and receive time is read from.
 pub fn now_ns() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    (t.tv_sec as u64)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(t.tv_nsec as u64)
+    clock_ns(nix::time::ClockId::CLOCK_MONOTONIC)
+}
+
+/// Nanoseconds of `clock` (0 if the clock cannot be read, which Linux never does for the
+/// clocks used here).
+pub fn clock_ns(clock: nix::time::ClockId) -> u64 {
+    nix::time::clock_gettime(clock)
+        .map(|t| {
+            (t.tv_sec() as u64)
+                .saturating_mul(1_000_000_000)
+                .saturating_add(t.tv_nsec() as u64)
+        })
+        .unwrap_or(0)
 }
 
 /// The 16 bytes at the start of every payload.

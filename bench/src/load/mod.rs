@@ -170,7 +170,11 @@ pub fn relay_cpu_ns(pid: u32) -> Option<u64> {
     // After ')': state is field 3, utime 14, stime 15 (1-based in proc(5)).
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
-    let hz = rustix::param::clock_ticks_per_second().max(1);
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .filter(|&v| v > 0)
+        .unwrap_or(100) as u64;
     Some((utime + stime) * (1_000_000_000 / hz))
 }
 

@@ -28,7 +28,7 @@ use tern::wire::demux::{classify, PacketKind};
 use tern::wire::rtcp::write_nack_lost;
 use tern::wire::rtp::RtpPacket;
 
-use super::media::{now_ns, PayloadHeader, TrackProgress, CONSENT_INTERVAL};
+use super::media::{clock_ns, now_ns, PayloadHeader, TrackProgress, CONSENT_INTERVAL};
 use super::sdp::TrackKind;
 use super::session::IceClient;
 
@@ -48,10 +48,7 @@ const RCVBUF: usize = 1 << 20;
 
 /// CLOCK_REALTIME in ns (the clock of `SO_TIMESTAMPNS`).
 fn realtime_ns() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
-    (t.tv_sec as u64)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(t.tv_nsec as u64)
+    clock_ns(nix::time::ClockId::CLOCK_REALTIME)
 }
 
 /// Receive buffers and headers for one `recvmmsg`, and what it returned.
