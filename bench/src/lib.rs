@@ -1,5 +1,7 @@
 //! Shared helpers for Tern's benchmark binaries: a median-of-samples timer and the machine
-//! facts every report needs.
+//! facts every report needs; and [`load`], the WHIP/WHEP load generator behind `tern-load`.
+
+pub mod load;
 
 use std::hint::black_box;
 use std::time::Instant;
