@@ -229,9 +229,14 @@ impl UringIo {
         let nbufs = cfg.recv_buffers;
         let slots = tx.capacity();
         let sq = (slots + 8).next_power_of_two().clamp(64, 1024) as u32;
+        // The completion ring is charged to locked memory (RLIMIT_MEMLOCK or the memory
+        // cgroup): 8192 entries (128 KiB) is plenty for one turn's receives and sends, and a
+        // burst beyond it waits in the kernel's overflow list (IORING_FEAT_NODROP, required).
+        // Sized by `send_slots` alone (16384 → 512 KiB a ring), a run that starts and stops
+        // datapaths quickly ran out of an 8 MiB memlock limit and fell back to mmsg.
         let cq = (usize::from(nbufs) + slots + 64)
             .next_power_of_two()
-            .min(65536) as u32;
+            .min(8192) as u32;
         let ring: IoUring = IoUring::builder()
             .setup_single_issuer()
             .setup_coop_taskrun()
