@@ -10,6 +10,8 @@ const FLAGS = [
   "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
   "--disable-background-networking", "--disable-component-update", "--disable-sync",
   "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+  // Loopback host candidates too, so ICE also works where lo is the only interface.
+  "--allow-loopback-in-peer-connection",
 ];
 
 /// Exits non-zero with `reason`, then each tab's diagnosis and console.
