@@ -5,10 +5,14 @@ import { chromium } from "playwright-core";
 
 export const CHROMIUM = process.env.TERN_CHROMIUM || "/usr/bin/chromium";
 
-// Flags that work as root on a closed network; fake camera and microphone, no permission prompt.
+// Flags that work as root on a closed network.
 const FLAGS = [
   "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
   "--disable-background-networking", "--disable-component-update", "--disable-sync",
+];
+// A fake camera and microphone, granted without a prompt. Pages of such a browser may see
+// the host's addresses, so their ICE candidates are plain IPs, not mDNS names.
+const MEDIA_FLAGS = [
   "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
   // Loopback host candidates too, so ICE also works where lo is the only interface.
   "--allow-loopback-in-peer-connection",
@@ -30,12 +34,14 @@ export async function fail(reason, tabs = [], browser = null) {
   process.exit(1);
 }
 
-/// A headless Chromium; playwright gives it a fresh temporary user-data-dir of its own.
-export async function launch() {
+/// A headless Chromium; playwright gives it a fresh temporary user-data-dir of its own. With
+/// `{ media: false }` it has no camera and grants nothing, like a viewer who never shared one.
+export async function launch({ media = true } = {}) {
   if (!existsSync(CHROMIUM)) {
     await fail(`${CHROMIUM} is missing: apt-get install chromium (scripts/test-all.sh does)`);
   }
-  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS });
+  const args = media ? [...FLAGS, ...MEDIA_FLAGS] : FLAGS;
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args });
 }
 
 /// Opens `url` in its own browser context (no shared state between tabs), logging its console.
