@@ -18,6 +18,9 @@ const MEDIA_FLAGS = [
   "--allow-loopback-in-peer-connection",
 ];
 
+// More flags for one test, space-separated (e.g. a field trial).
+const EXTRA_FLAGS = (process.env.TERN_CHROMIUM_ARGS || "").split(" ").filter(Boolean);
+
 /// Exits non-zero with `reason`, then each tab's diagnosis and console.
 export async function fail(reason, tabs = [], browser = null) {
   console.error(`FAIL: ${reason}`);
@@ -40,7 +43,7 @@ export async function launch({ media = true } = {}) {
   if (!existsSync(CHROMIUM)) {
     await fail(`${CHROMIUM} is missing: apt-get install chromium (scripts/test-all.sh does)`);
   }
-  const args = media ? [...FLAGS, ...MEDIA_FLAGS] : FLAGS;
+  const args = [...FLAGS, ...(media ? MEDIA_FLAGS : []), ...EXTRA_FLAGS];
   return chromium.launch({ executablePath: CHROMIUM, headless: true, args });
 }
 

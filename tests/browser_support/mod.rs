@@ -103,14 +103,24 @@ fn require_tools() {
 /// Runs `node tests/browser/<script> <args…>` off the async runtime (the relay keeps running on
 /// it) and panics with everything the script printed unless it exits 0.
 pub async fn run_script(script: &str, args: Vec<String>) -> ScriptOutput {
+    run_script_with_flags(script, args, "").await
+}
+
+/// `run_script` with more Chromium flags (space-separated, `TERN_CHROMIUM_ARGS`).
+pub async fn run_script_with_flags(
+    script: &str,
+    args: Vec<String>,
+    chromium_flags: &str,
+) -> ScriptOutput {
     require_tools();
     let script = browser_dir().join(script);
-    tokio::task::spawn_blocking(move || run_blocking(&script, &args))
+    let flags = chromium_flags.to_string();
+    tokio::task::spawn_blocking(move || run_blocking(&script, &args, &flags))
         .await
         .expect("script runner")
 }
 
-fn run_blocking(script: &Path, args: &[String]) -> ScriptOutput {
+fn run_blocking(script: &Path, args: &[String], chromium_flags: &str) -> ScriptOutput {
     // Output goes to files: a pipe nobody reads while we wait could fill and stall the script.
     let out = tempfile::tempfile().expect("stdout file");
     let err = tempfile::tempfile().expect("stderr file");
@@ -119,6 +129,7 @@ fn run_blocking(script: &Path, args: &[String]) -> ScriptOutput {
         .arg(script)
         .args(args)
         .current_dir(browser_dir())
+        .env("TERN_CHROMIUM_ARGS", chromium_flags)
         .stdin(Stdio::null())
         .stdout(out.try_clone().expect("stdout file"))
         .stderr(err.try_clone().expect("stderr file"))
