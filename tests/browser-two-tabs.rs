@@ -19,6 +19,7 @@ async fn two_chromium_tabs_decode_each_others_video() {
     // The relay saw it too: both peers passed ICE, and every frame they decoded went through
     // the fan-out (30+ frames each way; a 640x480 frame is one or more packets).
     let counters = running.relay.dp.total_counters();
+    println!("relay: {counters:?}");
     assert!(counters.stun_answered >= 2, "{counters:?}");
     assert!(counters.media_out >= 60, "{counters:?}");
     assert_eq!(counters.auth_failures, 0, "{counters:?}");
