@@ -7,10 +7,21 @@ cd "$(dirname "$0")/.."
 need_apt=()
 # systemd-analyze verifies the units and scores their hardening (tests/systemd-units.rs).
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+# A real browser opens the demo page (tests/browser-*.rs): Debian's Chromium, driven headless by
+# playwright-core from npm (pinned in tests/browser/package-lock.json).
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq "${need_apt[@]}"
 fi
+
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+    echo "test-all: playwright-core needs Node.js 20 or later, found $(node --version)" >&2
+    exit 1
+fi
+[ -d tests/browser/node_modules ] || npm ci --prefix tests/browser
 
 cargo test --workspace --locked

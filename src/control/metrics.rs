@@ -54,6 +54,30 @@ pub fn render(dp: &Datapath, dtls: &DtlsStats) -> String {
         "tern_dtls_duplicate_hello_verify_total {}",
         dtls.duplicate_hello_verifies()
     );
-    let _ = writeln!(out, "tern_dtls_dropped_total {}", dtls.dropped());
+    // Not `tern_dtls_dropped_total`: that is the datapath's counter, rendered above.
+    let _ = writeln!(out, "tern_dtls_handshake_dropped_total {}", dtls.dropped());
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+    use crate::datapath::{DatapathConfig, IoMode};
+
+    /// Prometheus rejects a scrape that repeats a series (same name, same labels).
+    #[test]
+    fn every_series_appears_once() {
+        let dp = Datapath::start(DatapathConfig::for_tests(2, IoMode::Auto)).expect("datapath");
+        let text = render(&dp, &DtlsStats::default());
+        let mut seen = HashSet::new();
+        for line in text.lines() {
+            let (series, value) = line.rsplit_once(' ').expect("`series value`");
+            assert!(value.parse::<f64>().is_ok(), "{line}");
+            assert!(seen.insert(series), "{series} appears twice:\n{text}");
+        }
+        assert!(seen.contains("tern_dtls_dropped_total"));
+        assert!(seen.contains("tern_dtls_handshake_dropped_total"));
+    }
 }

@@ -1,0 +1,106 @@
+// Shared by the browser tests: launch Debian's Chromium headless through playwright-core, open
+// demo-page tabs, read what they decoded, and on failure print why with every tab's console.
+import { existsSync } from "node:fs";
+import { chromium } from "playwright-core";
+
+export const CHROMIUM = process.env.TERN_CHROMIUM || "/usr/bin/chromium";
+
+// Flags that work as root on a closed network.
+const FLAGS = [
+  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+];
+// A fake camera and microphone, granted without a prompt. Pages of such a browser may see
+// the host's addresses, so their ICE candidates are plain IPs, not mDNS names.
+const MEDIA_FLAGS = [
+  "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+  // Loopback host candidates too, so ICE also works where lo is the only interface.
+  "--allow-loopback-in-peer-connection",
+];
+
+// More flags for one test, space-separated (e.g. a field trial).
+const EXTRA_FLAGS = (process.env.TERN_CHROMIUM_ARGS || "").split(" ").filter(Boolean);
+
+/// Exits non-zero with `reason`, then each tab's diagnosis and console.
+export async function fail(reason, tabs = [], browser = null) {
+  console.error(`FAIL: ${reason}`);
+  for (const tab of tabs) {
+    console.error(`--- tab ${tab.name}: ${tab.url.replace(/token=[^&]*/, "token=<redacted>")}`);
+    try {
+      console.error(JSON.stringify(await diagnose(tab), null, 1));
+    } catch (e) {
+      console.error(`(no diagnosis: ${e})`);
+    }
+    for (const line of tab.logs) console.error(`  console: ${line}`);
+  }
+  if (browser) await browser.close().catch(() => {});
+  process.exit(1);
+}
+
+/// A headless Chromium; playwright gives it a fresh temporary user-data-dir of its own. With
+/// `{ media: false }` it has no camera and grants nothing, like a viewer who never shared one.
+export async function launch({ media = true } = {}) {
+  if (!existsSync(CHROMIUM)) {
+    await fail(`${CHROMIUM} is missing: apt-get install chromium (scripts/test-all.sh does)`);
+  }
+  const args = [...FLAGS, ...(media ? MEDIA_FLAGS : []), ...EXTRA_FLAGS];
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args });
+}
+
+/// Opens `url` in its own browser context (no shared state between tabs), logging its console.
+export async function openTab(browser, name, url) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const tab = { name, url, page, logs: [] };
+  page.on("console", (m) => tab.logs.push(`[${m.type()}] ${m.text()}`));
+  page.on("pageerror", (e) => tab.logs.push(`[pageerror] ${e.message}`));
+  // URLs are cut at "?": the page's query and the event feed's carry the token.
+  page.on("requestfailed", (r) => tab.logs.push(`[requestfailed] ${r.method()} ${r.url().split("?")[0]} ${r.failure()?.errorText}`));
+  page.on("response", (r) => { if (r.status() >= 400) tab.logs.push(`[http ${r.status()}] ${r.request().method()} ${r.url().split("?")[0]}`); });
+  await page.goto(url);
+  return tab;
+}
+
+/// What the tab's subscriptions decoded, received and (with E2EE) rejected.
+export async function diagnose(tab) {
+  return tab.page.evaluate(async () => {
+    const s = window.ternState;
+    const out = { status: document.getElementById("status").textContent, e2ee: window.ternE2ee, pcs: {} };
+    for (const [name, pc] of s.pcs) {
+      const pcOut = { mine: name === s.mine, connection: pc.connectionState, ice: pc.iceConnectionState, inbound: [], pairs: [] };
+      (await pc.getStats()).forEach((r) => {
+        if (r.type === "inbound-rtp") pcOut.inbound.push({ kind: r.kind, packets: r.packetsReceived, framesReceived: r.framesReceived, framesDecoded: r.framesDecoded });
+        if (r.type === "candidate-pair" && r.nominated) pcOut.pairs.push({ state: r.state, requests: r.requestsSent, responses: r.responsesReceived });
+      });
+      out.pcs[name] = pcOut;
+    }
+    return out;
+  });
+}
+
+/// Video frames the tab decoded from the other participants (`window.ternFramesDecoded`).
+export function framesDecoded(tab) {
+  return tab.page.evaluate(() => window.ternFramesDecoded());
+}
+
+/// Video RTP packets the tab received from the other participants, decodable or not.
+export function packetsReceived(tab) {
+  return tab.page.evaluate(async () => {
+    let total = 0;
+    for (const [name, pc] of window.ternState.pcs) {
+      if (name === window.ternState.mine) continue;
+      (await pc.getStats()).forEach((r) => { if (r.type === "inbound-rtp" && r.kind === "video") total += r.packetsReceived || 0; });
+    }
+    return total;
+  });
+}
+
+/// Polls `check` (async, returns true when done) every 250 ms until `ms` pass.
+export async function until(ms, check) {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await check()) return true;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return false;
+}
