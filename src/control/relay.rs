@@ -653,29 +653,40 @@ impl Relay {
         }
     }
 
+    /// Removes a session from the registry. When it was a stream's publisher, the stream's
+    /// subscribers end too: their subscriptions name tracks that no longer exist, and a new
+    /// publisher gets new ones (the client subscribes again on the `published` event).
     fn forget(&self, id: SessionId) {
         lock(&self.dtls_inboxes).remove(&id);
-        let mut reg = lock(&self.registry);
-        let Some(info) = reg.sessions.remove(&id) else {
-            return;
+        let orphans = {
+            let mut reg = lock(&self.registry);
+            let Some(info) = reg.sessions.remove(&id) else {
+                return;
+            };
+            let room = reg.room(&info.room);
+            let mut unpublished = false;
+            let mut orphans = Vec::new();
+            if let Some(s) = room.streams.get_mut(&info.stream) {
+                s.subscribers.retain(|x| *x != id);
+                if s.publisher == Some(id) {
+                    s.publisher = None;
+                    unpublished = !s.tracks.is_empty();
+                    s.tracks.clear();
+                    orphans = std::mem::take(&mut s.subscribers);
+                }
+                if s.publisher.is_none() && s.subscribers.is_empty() {
+                    room.streams.remove(&info.stream);
+                }
+            }
+            if unpublished {
+                let _ = room.events.send(RoomEvent::Unpublished {
+                    stream: info.stream.clone(),
+                });
+            }
+            orphans
         };
-        let room = reg.room(&info.room);
-        let mut unpublished = false;
-        if let Some(s) = room.streams.get_mut(&info.stream) {
-            s.subscribers.retain(|x| *x != id);
-            if s.publisher == Some(id) {
-                s.publisher = None;
-                unpublished = !s.tracks.is_empty();
-                s.tracks.clear();
-            }
-            if s.publisher.is_none() && s.subscribers.is_empty() {
-                room.streams.remove(&info.stream);
-            }
-        }
-        if unpublished {
-            let _ = room.events.send(RoomEvent::Unpublished {
-                stream: info.stream.clone(),
-            });
+        for sub in orphans {
+            self.end_session(sub);
         }
     }
 
