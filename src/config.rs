@@ -91,6 +91,13 @@ pub struct MediaConfig {
     /// A session with no authenticated STUN binding for this long is closed (default `30s`).
     #[serde(with = "values::duration")]
     pub consent_timeout: Duration,
+    /// PEM file with the relay's DTLS certificate, ECDSA P-256 (default: unset, a fresh
+    /// self-signed certificate at each start). Needs `dtls_key_file`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dtls_certificate_file: Option<PathBuf>,
+    /// PEM file with the PKCS#8 private key of `dtls_certificate_file`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dtls_key_file: Option<PathBuf>,
 }
 
 impl Default for MediaConfig {
@@ -103,6 +110,8 @@ impl Default for MediaConfig {
             placement: WorkerPlacement::Pinned,
             io: IoBackend::Auto,
             consent_timeout: crate::ice::DEFAULT_CONSENT_TIMEOUT,
+            dtls_certificate_file: None,
+            dtls_key_file: None,
         }
     }
 }
@@ -328,6 +337,32 @@ impl Config {
 
     /// The `[media]` section as the datapath's own config (other datapath fields keep their
     /// defaults).
+    /// The DTLS identity the config names (`media.dtls_certificate_file` and `dtls_key_file`),
+    /// or `None` when it names none (generate one). The error names the field.
+    pub fn dtls_identity(
+        &self,
+    ) -> Result<Option<crate::control::dtls::DtlsIdentity>, (&'static str, String)> {
+        let (cert, key) = match (&self.media.dtls_certificate_file, &self.media.dtls_key_file) {
+            (None, None) => return Ok(None),
+            (Some(c), Some(k)) => (c, k),
+            (Some(_), None) => {
+                return Err(("media.dtls_key_file", "is needed with dtls_certificate_file".into()))
+            }
+            (None, Some(_)) => {
+                return Err(("media.dtls_certificate_file", "is needed with dtls_key_file".into()))
+            }
+        };
+        let read = |field: &'static str, path: &PathBuf| {
+            std::fs::read_to_string(path)
+                .map_err(|e| (field, format!("cannot read {}: {e}", path.display())))
+        };
+        let cert_pem = read("media.dtls_certificate_file", cert)?;
+        let key_pem = read("media.dtls_key_file", key)?;
+        crate::control::dtls::DtlsIdentity::from_pem(&cert_pem, &key_pem)
+            .map(Some)
+            .map_err(|e| ("media.dtls_key_file", e.to_string()))
+    }
+
     pub fn datapath(&self) -> DatapathConfig {
         let media = &self.media;
         let placement = match (media.placement, &media.workers) {

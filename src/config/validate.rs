@@ -12,6 +12,9 @@ use super::{Config, ConfigError, JwtAlgorithm, Workers, JWT_SECRET_ENV};
 pub(crate) fn check(config: &mut Config, source: &Source<'_>) -> Result<(), ConfigError> {
     lifecycle(config, source)?;
     media(config, source)?;
+    if let Err((field, reason)) = config.dtls_identity() {
+        return Err(source.error(field, reason));
+    }
     auth(config, source)?;
     limits(config, source)
 }

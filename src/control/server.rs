@@ -192,10 +192,13 @@ pub async fn start(
             .and_then(|(w, d)| Some((w.parse().ok()?, humantime::parse_duration(d).ok()?)));
     }
     let dp = Arc::new(Datapath::start(dp_config)?);
-    let identity = Arc::new(
-        DtlsIdentity::generate()
+    let identity = match config.dtls_identity() {
+        Ok(Some(loaded)) => loaded,
+        Ok(None) => DtlsIdentity::generate()
             .map_err(|e| StartError::Setup(format!("DTLS certificate: {e}")))?,
-    );
+        Err((field, reason)) => return Err(StartError::Setup(format!("{field}: {reason}"))),
+    };
+    let identity = Arc::new(identity);
     let (policy, minter) = policy(config, fallback_secret)?;
     let settings = RelaySettings {
         advertised: config.media.advertised_address,

@@ -38,6 +38,10 @@ pub const MAX_GSO_BYTES: usize = 65_507;
 /// than making one refusal disable GSO for good.
 pub const MAX_GSO_SEGMENT_SIZE: usize = 1452;
 
+/// Receive and send buffer requested for each worker socket (the kernel caps it at
+/// `net.core.rmem_max` / `wmem_max`).
+pub const SOCKET_BUFFER: usize = 16 << 20;
+
 /// Which backend [`UdpIo::new`] should use.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum IoMode {
@@ -277,6 +281,13 @@ impl UdpIo {
     ) -> Result<UdpIo, IoError> {
         cfg.validate()?;
         socket.set_nonblocking(true).map_err(IoError::Socket)?;
+        // A keyframe burst arriving while the worker fans out the previous one must wait in the
+        // socket: the kernel default (~208 KiB, ~90 full-size datagrams) overflowed at 9 Mbit/s
+        // video (UdpRcvbufErrors). The kernel caps the request at net.core.rmem_max/wmem_max,
+        // which tern-tune raises; a smaller grant is not an error.
+        let sock = socket2::SockRef::from(&socket);
+        let _ = sock.set_recv_buffer_size(SOCKET_BUFFER);
+        let _ = sock.set_send_buffer_size(SOCKET_BUFFER);
         let local = socket.local_addr().map_err(IoError::Socket)?;
         let tx = SendQueue::new(cfg.send_slots, cfg.buffer_size);
         let backend = match cfg.mode {
