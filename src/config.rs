@@ -346,10 +346,16 @@ impl Config {
             (None, None) => return Ok(None),
             (Some(c), Some(k)) => (c, k),
             (Some(_), None) => {
-                return Err(("media.dtls_key_file", "is needed with dtls_certificate_file".into()))
+                return Err((
+                    "media.dtls_key_file",
+                    "is needed with dtls_certificate_file".into(),
+                ))
             }
             (None, Some(_)) => {
-                return Err(("media.dtls_certificate_file", "is needed with dtls_key_file".into()))
+                return Err((
+                    "media.dtls_certificate_file",
+                    "is needed with dtls_key_file".into(),
+                ))
             }
         };
         let read = |field: &'static str, path: &PathBuf| {

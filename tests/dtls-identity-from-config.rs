@@ -22,7 +22,10 @@ fn offer() -> String {
 
 fn write_identity(dir: &std::path::Path, name: &str, id: &DtlsIdentity) -> (String, String) {
     let (cert, key) = id.to_pem();
-    let (c, k) = (dir.join(format!("{name}-cert.pem")), dir.join(format!("{name}-key.pem")));
+    let (c, k) = (
+        dir.join(format!("{name}-cert.pem")),
+        dir.join(format!("{name}-key.pem")),
+    );
     std::fs::write(&c, cert).unwrap();
     std::fs::write(&k, key).unwrap();
     (c.display().to_string(), k.display().to_string())
@@ -38,16 +41,19 @@ async fn the_configured_certificate_is_the_one_answered() {
     let (_, other_key) = write_identity(&dir, "b", &other);
 
     // Mismatched key, and a lone file: refused at load, naming the field.
-    let mismatched = format!(
-        "[media]\ndtls_certificate_file = \"{cert}\"\ndtls_key_file = \"{other_key}\"\n"
-    );
-    let err = Config::from_str_named(&mismatched, "t.toml").unwrap_err().to_string();
+    let mismatched =
+        format!("[media]\ndtls_certificate_file = \"{cert}\"\ndtls_key_file = \"{other_key}\"\n");
+    let err = Config::from_str_named(&mismatched, "t.toml")
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("media.dtls_key_file") && err.contains("does not belong"),
         "{err}"
     );
     let lone = format!("[media]\ndtls_certificate_file = \"{cert}\"\n");
-    let err = Config::from_str_named(&lone, "t.toml").unwrap_err().to_string();
+    let err = Config::from_str_named(&lone, "t.toml")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("media.dtls_key_file"), "{err}");
 
     let (c, k) = (cert.clone(), key.clone());

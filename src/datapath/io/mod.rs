@@ -40,7 +40,7 @@ pub const MAX_GSO_SEGMENT_SIZE: usize = 1452;
 
 /// Receive and send buffer requested for each worker socket (the kernel caps it at
 /// `net.core.rmem_max` / `wmem_max`).
-pub const SOCKET_BUFFER: usize = 16 << 20;
+pub const SOCKET_BUFFER: usize = 32 << 20;
 
 /// Which backend [`UdpIo::new`] should use.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
