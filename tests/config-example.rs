@@ -42,6 +42,8 @@ fn full_config() -> Config {
     config.auth.public_key_files = vec![PathBuf::from("/k")];
     config.auth.webhook_url = Some("https://example.com".into());
     config.auth.admin_token_file = Some(PathBuf::from("/a"));
+    config.media.dtls_certificate_file = Some(PathBuf::from("/c"));
+    config.media.dtls_key_file = Some(PathBuf::from("/k"));
     config
 }
 
