@@ -126,9 +126,12 @@ pub(crate) fn run(setup: WorkerSetup) {
             eprintln!("tern: worker {id}: I/O error: {e}");
         }
         let now = received.unwrap_or_else(Instant::now);
-        core.fanout_staged(&mut io.tx);
+        // Workers that got packets on their rings start on them now, in parallel with this
+        // worker's own fan-out, rather than after it.
+        core.wake_peers();
+        core.fanout_staged(&mut io);
         let local_egress = core.egress;
-        core.drain_rings(&mut io.tx);
+        core.drain_rings(&mut io);
         core.handle_commands(&commands, &mut io.tx, now);
         if now >= next_report {
             next_report = now + REPORT_EVERY;
@@ -386,7 +389,7 @@ impl Core {
 
     /// Fans out this batch's staged packets, track by track and subscriber by subscriber, so a
     /// burst to one subscriber leaves as consecutive sends (one UDP GSO send).
-    fn fanout_staged(&mut self, tx: &mut SendQueue) {
+    fn fanout_staged<E: Egress>(&mut self, tx: &mut E) {
         let n = std::mem::take(&mut self.staged);
         let stage = &self.stage[..n];
         let mut fan = Fanout {
@@ -408,7 +411,7 @@ impl Core {
     }
 
     /// Packets other workers sent us: cache them, then fan out as a batch.
-    fn drain_rings(&mut self, tx: &mut SendQueue) {
+    fn drain_rings<E: Egress>(&mut self, tx: &mut E) {
         for from in 0..self.wakers.len() {
             if from == self.id {
                 continue;
@@ -957,6 +960,35 @@ fn commit_rtcp(
     }
 }
 
+/// Sends queued beyond this many leave (one submit) before the fan-out goes on.
+const FLUSH_EVERY: usize = 64;
+
+/// Where fan-out queues its sends: the queue alone (inside a receive callback, where the I/O
+/// is busy), or the whole I/O, which can also submit what is queued mid-fan-out.
+trait Egress {
+    fn queue(&mut self) -> &mut SendQueue;
+    /// Submits the queued sends if there are at least `FLUSH_EVERY`.
+    fn flush_some(&mut self, counters: &mut Counters);
+}
+
+impl Egress for SendQueue {
+    fn queue(&mut self) -> &mut SendQueue {
+        self
+    }
+    fn flush_some(&mut self, _: &mut Counters) {}
+}
+
+impl Egress for UdpIo {
+    fn queue(&mut self) -> &mut SendQueue {
+        &mut self.tx
+    }
+    fn flush_some(&mut self, counters: &mut Counters) {
+        if self.tx.queued() >= FLUSH_EVERY && self.flush().is_err() {
+            counters.send_errors += 1;
+        }
+    }
+}
+
 /// The parts of a worker that fan-out touches, borrowed apart from the packets being sent.
 struct Fanout<'a> {
     tracks: &'a mut HashMap<TrackId, Track>,
@@ -967,17 +999,21 @@ struct Fanout<'a> {
 impl Fanout<'_> {
     /// Sends every packet of `packets` (all of track `track_id`) to each local subscriber:
     /// copy, rewrite, protect with the subscriber's key, queue. Returns the packets queued.
-    fn send<'p>(
+    fn send<'p, E: Egress>(
         &mut self,
         track_id: TrackId,
         packets: impl Iterator<Item = &'p [u8]> + Clone,
-        tx: &mut SendQueue,
+        out: &mut E,
     ) -> u64 {
         let Some(track) = self.tracks.get_mut(&track_id) else {
             return 0;
         };
         let mut queued = 0;
         for sub in &mut track.subscribers {
+            // Sends leave in chunks while the fan-out runs, so the first subscribers' copies do
+            // not wait for the last ones to be encrypted.
+            out.flush_some(self.counters);
+            let tx = out.queue();
             let Some(session) = self.sessions[sub.session].as_mut() else {
                 continue;
             };
