@@ -24,6 +24,8 @@ Loads a WHIP/WHEP server with synthetic audio/video and measures one-way latency
   --video RATE              video bitrate: 1500kbps, 2mbps, 800000 or 0 for none (default 1500kbps)
   --fps N                   video frame rate, default 30
   --keyframe-interval DUR   time between keyframes, default 2s
+  --pacing FACTOR           send each frame's packets spread at FACTOR × the video bitrate, as a
+                            browser's pacer does (Chromium: 2.5); default: one burst per frame
   --audio / --no-audio      send an audio track (default on)
   --duration DUR            measurement time, default 20s
   --warmup DUR              wait between all sessions up and measuring, default 1s
@@ -90,6 +92,17 @@ pub fn parse(args: &[String]) -> Result<Args, String> {
                 }
             }
             "--keyframe-interval" => cfg.media.keyframe_interval = duration(name, &value()?)?,
+            "--pacing" => {
+                let v = value()?;
+                let factor: f64 = v
+                    .parse()
+                    .ok()
+                    .filter(|f: &f64| f.is_finite() && *f >= 1.0)
+                    .ok_or(format!(
+                        "--pacing {v}: expected a multiple of the bitrate, at least 1 (Chromium: 2.5)"
+                    ))?;
+                cfg.media.pacing = Some(factor);
+            }
             "--audio" => cfg.media.audio = true,
             "--no-audio" => cfg.media.audio = false,
             "--duration" => cfg.duration = duration(name, &value()?)?,
@@ -212,6 +225,18 @@ mod tests {
 
     fn args(s: &str) -> Vec<String> {
         s.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn pacing_is_a_factor_of_at_least_one() {
+        let a = parse(&args("--url http://x --token t --pacing 2.5")).unwrap();
+        assert_eq!(a.config.media.pacing, Some(2.5));
+        let default = parse(&args("--url http://x --token t")).unwrap();
+        assert_eq!(default.config.media.pacing, None, "bursts by default");
+        for bad in ["0.5", "fast", "NaN"] {
+            let e = parse(&args(&format!("--url http://x --token t --pacing {bad}"))).unwrap_err();
+            assert!(e.contains("--pacing"), "{e}");
+        }
     }
 
     #[test]

@@ -188,6 +188,7 @@ pub(super) fn config_json(cfg: &LoadConfig) -> serde_json::Value {
         "video_bps": cfg.media.video_bps,
         "fps": cfg.media.fps,
         "keyframe_interval_s": cfg.media.keyframe_interval.as_secs_f64(),
+        "pacing": cfg.media.pacing,
         "duration_s": cfg.duration.as_secs_f64(),
         "warmup_s": cfg.warmup.as_secs_f64(),
         "profile": cfg.profile.name(),
