@@ -8,17 +8,7 @@ use std::time::Duration;
 
 use tern::config::Config;
 use tern::control::dtls::DtlsIdentity;
-use webrtc_client::start_relay;
-
-fn offer() -> String {
-    std::fs::read_to_string("tests/fixtures/sdp/chromium.sdp")
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .collect::<Vec<_>>()
-        .join("\r\n")
-        + "\r\n"
-}
+use webrtc_client::{chromium_offer as offer, start_relay};
 
 fn write_identity(dir: &std::path::Path, name: &str, id: &DtlsIdentity) -> (String, String) {
     let (cert, key) = id.to_pem();

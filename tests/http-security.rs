@@ -9,17 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine;
 use tern::control::auth::Claims;
-use webrtc_client::start_relay;
-
-fn offer() -> String {
-    std::fs::read_to_string("tests/fixtures/sdp/chromium.sdp")
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .collect::<Vec<_>>()
-        .join("\r\n")
-        + "\r\n"
-}
+use webrtc_client::{chromium_offer as offer, start_relay};
 
 async fn post(
     url: &str,

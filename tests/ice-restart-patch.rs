@@ -8,17 +8,7 @@ mod webrtc_client;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use webrtc_client::start_relay;
-
-fn offer() -> String {
-    std::fs::read_to_string("tests/fixtures/sdp/chromium.sdp")
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .collect::<Vec<_>>()
-        .join("\r\n")
-        + "\r\n"
-}
+use webrtc_client::{chromium_offer as offer, start_relay};
 
 fn attr<'a>(sdp: &'a str, name: &str) -> &'a str {
     sdp.lines()

@@ -178,6 +178,34 @@ fn expected_fingerprint(offered: &[sdp::Fingerprint]) -> Option<Fingerprint> {
     })
 }
 
+impl SessionInfo {
+    /// A new, not yet connected session of `grant`'s holder, with a fresh ETag.
+    fn new(
+        id: SessionId,
+        role: SessionRole,
+        (room, stream): (&str, &str),
+        worker: usize,
+        grant: &Grant,
+        client_ip: IpAddr,
+        offer: &sdp::Offer,
+    ) -> Self {
+        SessionInfo {
+            id,
+            role,
+            room: room.to_string(),
+            stream: stream.to_string(),
+            worker,
+            identity: grant.identity.clone(),
+            grant: grant.clone(),
+            client_ip,
+            etag: format!("\"{}\"", random_string(12)),
+            remote_ufrag: offer.ice_ufrag.clone(),
+            mids: offer.media.iter().map(|m| m.mid.clone()).collect(),
+            connected: false,
+        }
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -338,21 +366,16 @@ impl Relay {
                 media: m.clone(),
             });
         }
-        let etag = format!("\"{}\"", random_string(12));
-        let info = SessionInfo {
+        let info = SessionInfo::new(
             id,
-            role: SessionRole::Publisher,
-            room: room.to_string(),
-            stream: stream.to_string(),
+            SessionRole::Publisher,
+            (room, stream),
             worker,
-            identity: grant.identity.clone(),
-            grant: grant.clone(),
+            &grant,
             client_ip,
-            etag: etag.clone(),
-            remote_ufrag: offer.ice_ufrag.clone(),
-            mids: offer.media.iter().map(|m| m.mid.clone()).collect(),
-            connected: false,
-        };
+            &offer,
+        );
+        let etag = info.etag.clone();
         {
             let mut reg = lock(&self.registry);
             let s = reg
@@ -513,26 +536,19 @@ impl Relay {
                 "the offer accepts none of the stream's tracks",
             ));
         }
-        let etag = format!("\"{}\"", random_string(12));
+        let info = SessionInfo::new(
+            id,
+            SessionRole::Subscriber,
+            (room, stream),
+            worker,
+            &grant,
+            client_ip,
+            &offer,
+        );
+        let etag = info.etag.clone();
         {
             let mut reg = lock(&self.registry);
-            reg.sessions.insert(
-                id,
-                SessionInfo {
-                    id,
-                    role: SessionRole::Subscriber,
-                    room: room.to_string(),
-                    stream: stream.to_string(),
-                    worker,
-                    identity: grant.identity.clone(),
-                    grant: grant.clone(),
-                    client_ip,
-                    etag: etag.clone(),
-                    remote_ufrag: offer.ice_ufrag.clone(),
-                    mids: offer.media.iter().map(|m| m.mid.clone()).collect(),
-                    connected: false,
-                },
-            );
+            reg.sessions.insert(id, info);
             if let Some(s) = reg.room(room).streams.get_mut(stream) {
                 s.subscribers.push(id);
             }

@@ -64,6 +64,18 @@ pub async fn peer(profile: Option<SrtpProtectionProfile>) -> Arc<RTCPeerConnecti
     )
 }
 
+/// The Chromium offer fixture (comment lines dropped, CRLF line ends): a valid WHIP offer for
+/// tests that POST SDP without a live client.
+pub fn chromium_offer() -> String {
+    std::fs::read_to_string("tests/fixtures/sdp/chromium.sdp")
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\r\n")
+        + "\r\n"
+}
+
 /// Offer → POST → answer; returns the HTTP status and body.
 pub async fn signal(pc: &RTCPeerConnection, url: &str, token: &str) -> (u16, String) {
     let offer = pc.create_offer(None).await.unwrap();
