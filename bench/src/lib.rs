@@ -86,3 +86,17 @@ pub fn worker_tids(n: usize) -> Vec<u32> {
     }
     found
 }
+
+/// The webrtc-srtp name of a Tern SRTP profile (for the baselines that link webrtc-srtp).
+pub fn webrtc_profile(
+    p: tern::srtp::Profile,
+) -> webrtc_srtp::protection_profile::ProtectionProfile {
+    use tern::srtp::Profile;
+    use webrtc_srtp::protection_profile::ProtectionProfile as W;
+    match p {
+        Profile::Aes128CmHmacSha1_80 => W::Aes128CmHmacSha1_80,
+        Profile::Aes128CmHmacSha1_32 => W::Aes128CmHmacSha1_32,
+        Profile::AeadAes128Gcm => W::AeadAes128Gcm,
+        _ => W::AeadAes256Gcm,
+    }
+}

@@ -20,7 +20,7 @@ use tern::datapath::{
 };
 use tern::ice::IceCredentials;
 use tern::srtp::{Profile, SrtpContext};
-use tern_bench::{machine_summary, thread_cpu_ns, worker_tids};
+use tern_bench::{machine_summary, thread_cpu_ns, webrtc_profile, worker_tids};
 
 const PAYLOAD: usize = 1200 - 12;
 /// Packets per video frame burst.
@@ -300,16 +300,6 @@ fn baseline(profile: Profile, fanout: usize, egress_target: usize, rate: u64) ->
         return f64::NAN;
     }
     spent as f64 / egress as f64
-}
-
-fn webrtc_profile(p: Profile) -> webrtc_srtp::protection_profile::ProtectionProfile {
-    use webrtc_srtp::protection_profile::ProtectionProfile as W;
-    match p {
-        Profile::Aes128CmHmacSha1_80 => W::Aes128CmHmacSha1_80,
-        Profile::Aes128CmHmacSha1_32 => W::Aes128CmHmacSha1_32,
-        Profile::AeadAes128Gcm => W::AeadAes128Gcm,
-        _ => W::AeadAes256Gcm,
-    }
 }
 
 /// Tern with `workers` workers: CPU ns of the worker threads per egress packet.

@@ -8,9 +8,8 @@
 use bytes::Bytes;
 use tern::srtp::raw::{AesCtr, AesGcm, HmacSha1};
 use tern::srtp::{Profile, SessionKeys, SrtpContext};
-use tern_bench::median_ns_per_item;
+use tern_bench::{median_ns_per_item, webrtc_profile};
 use webrtc_srtp::context::Context as WebrtcContext;
-use webrtc_srtp::protection_profile::ProtectionProfile as WebrtcProfile;
 
 const BATCH: usize = 256;
 const SIZES: [usize; 2] = [160, 1200];
@@ -57,16 +56,6 @@ const MASTER_SALT: [u8; 14] = [0x5a; 14];
 
 fn tern_ctx(p: Profile) -> SrtpContext {
     SrtpContext::new(p, &MASTER_KEY[..p.key_len()], &MASTER_SALT[..p.salt_len()]).expect("keys")
-}
-
-fn webrtc_profile(p: Profile) -> WebrtcProfile {
-    match p {
-        Profile::Aes128CmHmacSha1_80 => WebrtcProfile::Aes128CmHmacSha1_80,
-        Profile::Aes128CmHmacSha1_32 => WebrtcProfile::Aes128CmHmacSha1_32,
-        Profile::AeadAes128Gcm => WebrtcProfile::AeadAes128Gcm,
-        Profile::AeadAes256Gcm => WebrtcProfile::AeadAes256Gcm,
-        _ => unreachable!(),
-    }
 }
 
 fn webrtc_ctx(p: Profile) -> WebrtcContext {
