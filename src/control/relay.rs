@@ -272,14 +272,16 @@ impl Relay {
         Ok(grant)
     }
 
-    fn admit(&self, client_ip: IpAddr) -> Result<(), ApiError> {
+    /// A new session from `client_ip` with `offer_sdp`: refused while draining or over the
+    /// per-address limit, else the parsed offer.
+    fn admit(&self, client_ip: IpAddr, offer_sdp: &str) -> Result<sdp::Offer, ApiError> {
         if self.draining.load(Ordering::Relaxed) {
             return Err(ApiError::draining());
         }
         if lock(&self.registry).sessions_from(client_ip) >= self.policy().sessions_per_ip {
             return Err(ApiError::new(429, "too many sessions from this address"));
         }
-        Ok(())
+        sdp::parse_offer(offer_sdp).map_err(|e| ApiError::new(400, format!("bad offer: {e}")))
     }
 
     fn pick_worker(&self) -> usize {
@@ -321,9 +323,7 @@ impl Relay {
         offer_sdp: &str,
         client_ip: IpAddr,
     ) -> Result<Created, ApiError> {
-        self.admit(client_ip)?;
-        let offer = sdp::parse_offer(offer_sdp)
-            .map_err(|e| ApiError::new(400, format!("bad offer: {e}")))?;
+        let offer = self.admit(client_ip, offer_sdp)?;
         {
             let mut reg = lock(&self.registry);
             let r = reg.room(room);
@@ -454,9 +454,7 @@ impl Relay {
         offer_sdp: &str,
         client_ip: IpAddr,
     ) -> Result<Created, ApiError> {
-        self.admit(client_ip)?;
-        let offer = sdp::parse_offer(offer_sdp)
-            .map_err(|e| ApiError::new(400, format!("bad offer: {e}")))?;
+        let offer = self.admit(client_ip, offer_sdp)?;
         let (tracks, pub_worker) = {
             let reg = lock(&self.registry);
             let s = reg.rooms.get(room).and_then(|r| r.streams.get(stream));
