@@ -14,7 +14,7 @@ use super::dtls::DtlsIdentity;
 use super::http;
 use super::relay::{Policy, Relay, RelaySettings};
 use crate::config::{Config, JwtAlgorithm};
-use crate::datapath::Datapath;
+use crate::datapath::{Datapath, DatapathConfig};
 
 /// Why the relay could not start.
 #[derive(Debug, thiserror::Error)]
@@ -174,6 +174,17 @@ pub fn policy(
     Ok((policy, minter))
 }
 
+/// Debug builds only: `TERN_FAULT_PANIC_WORKER=W:DURATION` makes worker W panic after
+/// DURATION, so tests can watch the process notice a dead worker. Release builds: never.
+fn injected_worker_panic() -> Option<(usize, Duration)> {
+    if !cfg!(debug_assertions) {
+        return None;
+    }
+    let v = std::env::var("TERN_FAULT_PANIC_WORKER").ok()?;
+    let (w, d) = v.split_once(':')?;
+    Some((w.parse().ok()?, humantime::parse_duration(d).ok()?))
+}
+
 /// Starts the relay described by `config`. `fallback_secret` is used for HS256 when neither the
 /// environment nor the config names a secret (the no-config quick start passes a random one).
 pub async fn start(
@@ -181,16 +192,10 @@ pub async fn start(
     fallback_secret: Option<Vec<u8>>,
 ) -> Result<RunningServer, StartError> {
     super::dtls::install_crypto_provider();
-    #[allow(unused_mut)]
-    let mut dp_config = config.datapath();
-    // Debug builds only: `TERN_FAULT_PANIC_WORKER=W:DURATION` makes worker W panic after
-    // DURATION, so tests can watch the process notice a dead worker.
-    #[cfg(debug_assertions)]
-    if let Ok(v) = std::env::var("TERN_FAULT_PANIC_WORKER") {
-        dp_config.panic_after = v
-            .split_once(':')
-            .and_then(|(w, d)| Some((w.parse().ok()?, humantime::parse_duration(d).ok()?)));
-    }
+    let dp_config = DatapathConfig {
+        panic_after: injected_worker_panic(),
+        ..config.datapath()
+    };
     let dp = Arc::new(Datapath::start(dp_config)?);
     let identity = match config.dtls_identity() {
         Ok(Some(loaded)) => loaded,
