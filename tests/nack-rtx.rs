@@ -32,6 +32,8 @@ fn a_nack_is_answered_on_the_rtx_stream() {
             track: 9,
             ssrc: PUB_SSRC,
             kind: MediaKind::Video,
+            nack: false,
+            rtx: None,
         },
     )
     .unwrap();

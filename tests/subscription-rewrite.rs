@@ -26,6 +26,8 @@ fn the_subscriber_sees_its_own_numbering() {
             track: 3,
             ssrc: 0xaaaa,
             kind: MediaKind::Video,
+            nack: false,
+            rtx: None,
         },
     )
     .unwrap();

@@ -406,18 +406,7 @@ impl Relay {
                 .send(worker, Command::SetKeys { session: id, keys })
                 .ok()?;
             for t in &tracks {
-                relay
-                    .dp
-                    .send(
-                        worker,
-                        Command::Publish {
-                            session: id,
-                            track: t.id,
-                            ssrc: t.ssrc,
-                            kind: t.kind,
-                        },
-                    )
-                    .ok()?;
+                relay.dp.send(worker, t.publish_command(id)).ok()?;
             }
             let mut reg = lock(&relay.registry);
             if let Some(s) = reg.sessions.get_mut(&id) {

@@ -10,7 +10,7 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 use super::auth::Grant;
-use crate::datapath::{MediaKind, SessionId, TrackId};
+use crate::datapath::{Command, MediaKind, PublisherRtx, SessionId, TrackId};
 use crate::wire::sdp::NegotiatedMedia;
 
 /// What a session does.
@@ -32,6 +32,30 @@ pub struct PublishedTrack {
     pub ssrc: u32,
     /// What the publisher negotiated: codec, payload types, extensions.
     pub media: NegotiatedMedia,
+}
+
+impl PublishedTrack {
+    /// The datapath command that installs this track on its publisher's worker: the relay
+    /// NACKs the publisher's missing packets if it accepted `a=rtcp-fb:<pt> nack`, and takes
+    /// retransmissions from its RTX stream if RTX was negotiated with an SSRC.
+    pub fn publish_command(&self, session: SessionId) -> Command {
+        let codec = &self.media.codec;
+        Command::Publish {
+            session,
+            track: self.id,
+            ssrc: self.ssrc,
+            kind: self.kind,
+            nack: codec.rtcp_fb.iter().any(|fb| fb == "nack"),
+            rtx: self
+                .media
+                .rtx_ssrc
+                .filter(|_| codec.rtx.is_some())
+                .map(|ssrc| PublisherRtx {
+                    ssrc,
+                    apt: codec.payload_type,
+                }),
+        }
+    }
 }
 
 /// A session the slow path has created.
@@ -138,5 +162,80 @@ impl Registry {
     /// Sessions from one client address.
     pub fn sessions_from(&self, ip: IpAddr) -> usize {
         self.sessions.values().filter(|s| s.client_ip == ip).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::sdp::Codec;
+
+    fn track(rtcp_fb: &[&str], rtx: Option<u8>, rtx_ssrc: Option<u32>) -> PublishedTrack {
+        PublishedTrack {
+            id: 7,
+            kind: MediaKind::Video,
+            ssrc: 0x1111,
+            media: NegotiatedMedia {
+                mid: "0".into(),
+                kind: crate::wire::sdp::MediaKind::Video,
+                codec: Codec {
+                    payload_type: 96,
+                    name: "VP8".into(),
+                    clock_rate: 90_000,
+                    channels: None,
+                    fmtp: None,
+                    rtcp_fb: rtcp_fb.iter().map(|s| s.to_string()).collect(),
+                    rtx,
+                },
+                extensions: Vec::new(),
+                ssrc: Some(0x1111),
+                rtx_ssrc,
+            },
+        }
+    }
+
+    fn recovery(t: &PublishedTrack) -> (bool, Option<PublisherRtx>) {
+        match t.publish_command(3) {
+            Command::Publish {
+                session: 3,
+                track: 7,
+                ssrc: 0x1111,
+                nack,
+                rtx,
+                ..
+            } => (nack, rtx),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn publish_takes_nack_and_rtx_from_the_negotiated_section() {
+        let full = track(&["nack pli", "nack", "goog-remb"], Some(97), Some(0x2222));
+        assert_eq!(
+            recovery(&full),
+            (
+                true,
+                Some(PublisherRtx {
+                    ssrc: 0x2222,
+                    apt: 96
+                })
+            )
+        );
+        assert_eq!(
+            recovery(&track(&["nack pli"], Some(97), Some(0x2222))),
+            (
+                false,
+                Some(PublisherRtx {
+                    ssrc: 0x2222,
+                    apt: 96
+                })
+            ),
+            "PLI alone is not generic NACK"
+        );
+        assert_eq!(
+            recovery(&track(&["nack"], None, Some(0x2222))),
+            (true, None)
+        );
+        assert_eq!(recovery(&track(&["nack"], Some(97), None)), (true, None));
     }
 }

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 
 use super::session::{MediaKind, SubscriptionParams};
+use super::upstream::PublisherRtx;
 use super::{SessionId, TrackId};
 use crate::ice::IceCredentials;
 use crate::srtp::Profile;
@@ -48,12 +49,15 @@ pub enum Command {
         session: SessionId,
         keys: SessionKeys,
     },
-    /// The session publishes `track` with SSRC `ssrc`.
+    /// The session publishes `track` with SSRC `ssrc`. With `nack`, the relay NACKs the packets
+    /// it never received; with `rtx`, it takes the retransmissions from that RTX stream.
     Publish {
         session: SessionId,
         track: TrackId,
         ssrc: u32,
         kind: MediaKind,
+        nack: bool,
+        rtx: Option<PublisherRtx>,
     },
     /// The session subscribes to `track`, published on worker `origin_worker`.
     Subscribe {

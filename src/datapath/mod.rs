@@ -12,6 +12,7 @@ mod fanout;
 pub mod io;
 mod session;
 mod stats;
+mod upstream;
 mod worker;
 
 use std::net::{SocketAddr, UdpSocket};
@@ -28,6 +29,7 @@ pub use fanout::{PacketPool, Rings, SHARED_PACKET_SIZE};
 pub use io::{IoConfig, IoKind, IoMode};
 pub use session::{MediaKind, SubscriptionParams};
 pub use stats::{new_latency_histogram as stats_histogram, Counters, WorkerStats};
+pub use upstream::PublisherRtx;
 
 /// A session's id, chosen by the slow path.
 pub type SessionId = u64;

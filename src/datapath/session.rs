@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use super::upstream::LossTracker;
 use super::{SessionId, TrackId};
 use crate::ice::{Consent, IceCredentials};
 use crate::srtp::SrtpContext;
@@ -31,6 +32,8 @@ pub struct Session {
     pub srtp_tx: Option<SrtpContext>,
     /// Incoming SSRC → track, for a publisher.
     pub inbound: Vec<(u32, TrackId)>,
+    /// Incoming RTX SSRC → (track, primary payload type), for a publisher that negotiated RTX.
+    pub inbound_rtx: Vec<(u32, TrackId, u8)>,
     /// Tracks this session subscribes to.
     pub subscribed: Vec<TrackId>,
 }
@@ -42,6 +45,14 @@ impl Session {
             .iter()
             .find(|(s, _)| *s == ssrc)
             .map(|(_, t)| *t)
+    }
+
+    /// The track and primary payload type of an incoming RTX SSRC.
+    pub fn rtx_track_for(&self, ssrc: u32) -> Option<(TrackId, u8)> {
+        self.inbound_rtx
+            .iter()
+            .find(|(s, _, _)| *s == ssrc)
+            .map(|(_, t, apt)| (*t, *apt))
     }
 }
 
@@ -197,6 +208,8 @@ pub struct Track {
     /// Highest extended sequence number seen, and packets received (for receiver reports).
     pub highest_seq: Option<u64>,
     pub received: u64,
+    /// For a track published here whose publisher takes NACKs: what it still owes us.
+    pub loss: Option<LossTracker>,
 }
 
 impl Track {
@@ -212,6 +225,7 @@ impl Track {
             last_keyframe_request: None,
             highest_seq: None,
             received: 0,
+            loss: None,
         }
     }
 }

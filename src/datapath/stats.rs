@@ -91,6 +91,16 @@ counters! {
     nack_retransmits,
     /// NACKed packets no longer in the cache.
     nack_misses,
+    /// NACKs sent to publishers for packets the relay never received.
+    upstream_nacks,
+    /// Sequence numbers asked for in those NACKs (a packet asked for again counts again).
+    upstream_nacked,
+    /// Missing publisher packets that arrived after all (retransmitted or reordered).
+    upstream_recovered,
+    /// Missing publisher packets given up (NACKed too often, gap too wide, table full).
+    upstream_lost,
+    /// Publisher RTX packets dropped: padding-only probes, or for packets nobody was missing.
+    rtx_dropped,
     /// Keyframe requests (PLI/FIR) sent to publishers.
     keyframe_requests,
     /// Keyframe requests suppressed by the 500 ms limit.

@@ -21,6 +21,7 @@ use super::fanout::{FanoutMsg, PacketPool, Rings};
 use super::io::{SendQueue, UdpIo, Waker};
 use super::session::{MediaKind, Origin, Session, Subscription, Track};
 use super::stats::{new_latency_histogram, Counters, WorkerStats};
+use super::upstream::{self, rtx_osn, unwrap_rtx, Arrival, LossTracker};
 use super::{SessionId, TrackId};
 use crate::ice::{self, Consent};
 use crate::srtp::{SrtpContext, SrtpError};
@@ -108,6 +109,7 @@ pub(crate) fn run(setup: WorkerSetup) {
         ring_latency: Vec::with_capacity(STAGE_CAPACITY * 8),
         consent_timeout: setup.consent_timeout,
         nack_cache: setup.nack_cache,
+        next_nack: None,
     };
     let mut next_housekeeping = Instant::now();
     let mut next_report = Instant::now() + REPORT_EVERY;
@@ -117,7 +119,11 @@ pub(crate) fn run(setup: WorkerSetup) {
         let mut received: Option<Instant> = None;
         core.egress = 0;
         // One submit per turn: the sends queued in the previous turn leave with this wait.
-        let result = io.run_once(MAX_WAIT, |buf, src, tx| {
+        // Idle, the wait ends in time for the next upstream NACK.
+        let wait = core.next_nack.map_or(MAX_WAIT, |t| {
+            t.saturating_duration_since(Instant::now()).min(MAX_WAIT)
+        });
+        let result = io.run_once(wait, |buf, src, tx| {
             let now = *received.get_or_insert_with(Instant::now);
             core.on_datagram(buf, src, tx, now);
         });
@@ -133,6 +139,9 @@ pub(crate) fn run(setup: WorkerSetup) {
         let local_egress = core.egress;
         core.drain_rings(&mut io);
         core.handle_commands(&commands, &mut io.tx, now);
+        if core.next_nack.is_some_and(|t| Instant::now() >= t) {
+            core.nack_publishers(&mut io.tx, Instant::now());
+        }
         if now >= next_report {
             next_report = now + REPORT_EVERY;
             core.send_reports(&mut io.tx, now);
@@ -201,6 +210,8 @@ struct Core {
     ring_latency: Vec<(Instant, u64)>,
     consent_timeout: Duration,
     nack_cache: usize,
+    /// When some published track next has packets to NACK (or give up).
+    next_nack: Option<Instant>,
 }
 
 impl Core {
@@ -325,12 +336,44 @@ impl Core {
             return;
         };
         let ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
-        let Some(track) = session.track_for(ssrc) else {
+        if let Some(track) = session.track_for(ssrc) {
+            self.forward(track, &buf[..len], tx, now);
+        } else if let Some((track, apt)) = session.rtx_track_for(ssrc) {
+            self.on_publisher_rtx(track, apt, buf, len, tx, now);
+        } else {
             self.counters.unknown_ssrc += 1;
+        }
+    }
+
+    /// A publisher's retransmission on its RTX stream: forwarded as the original if the relay
+    /// is missing that packet; padding-only bandwidth probes and anything else are dropped.
+    fn on_publisher_rtx(
+        &mut self,
+        track_id: TrackId,
+        apt: u8,
+        buf: &mut [u8],
+        len: usize,
+        tx: &mut SendQueue,
+        now: Instant,
+    ) {
+        let Some(track) = self.tracks.get(&track_id) else {
             return;
         };
-        let packet = &buf[..len];
-        self.forward(track, packet, tx, now);
+        let wanted = match (rtx_osn(&buf[..len]), &track.loss) {
+            (Some(osn), Some(loss)) => track
+                .highest_seq
+                .and_then(|h| crate::srtp::estimate_index(Some(h), osn))
+                .is_some_and(|ext| loss.is_missing(ext)),
+            _ => false,
+        };
+        if !wanted {
+            self.counters.rtx_dropped += 1;
+            return;
+        }
+        match unwrap_rtx(buf, len, track.publisher_ssrc, apt) {
+            Some(n) => self.forward(track_id, &buf[..n], tx, now),
+            None => self.counters.rtx_dropped += 1,
+        }
     }
 
     /// A plaintext packet of a locally published track: cache, ring copies, local fan-out.
@@ -342,6 +385,16 @@ impl Core {
         track.cache.store(seq, packet);
         track.received += 1;
         let ext = crate::srtp::estimate_index(track.highest_seq, seq).unwrap_or(u64::from(seq));
+        if let Some(loss) = track.loss.as_mut() {
+            match loss.on_packet(ext, track.highest_seq, now) {
+                Arrival::Recovered => self.counters.upstream_recovered += 1,
+                Arrival::Newest if !loss.is_empty() => {
+                    // New gaps are NACKed at once (this turn); see `nack_publishers`.
+                    self.next_nack = earliest(self.next_nack, loss.next_due());
+                }
+                _ => {}
+            }
+        }
         if track.highest_seq.is_none_or(|h| ext > h) {
             track.highest_seq = Some(ext);
         }
@@ -576,6 +629,45 @@ impl Core {
         }
     }
 
+    /// NACKs to publishers for the packets of theirs that are due (new gaps, and retries).
+    fn nack_publishers(&mut self, tx: &mut SendQueue, now: Instant) {
+        self.next_nack = None;
+        let mut seqs = [0u16; upstream::CAPACITY];
+        for track in self.tracks.values_mut() {
+            let (Origin::Local(slot), Some(loss)) = (track.origin, track.loss.as_mut()) else {
+                continue;
+            };
+            if loss.is_empty() {
+                continue;
+            }
+            let n = loss.due(now, &mut seqs);
+            self.counters.upstream_lost += loss.take_lost();
+            self.next_nack = earliest(self.next_nack, loss.next_due());
+            if n == 0 {
+                continue;
+            }
+            let Some(session) = self.sessions[slot].as_mut() else {
+                continue;
+            };
+            let (Some(addr), Some(ctx)) = (session.addr, session.srtp_tx.as_mut()) else {
+                continue;
+            };
+            let Some(out) = tx.slot() else {
+                self.counters.send_queue_full += 1;
+                return;
+            };
+            let Ok(len) =
+                rtcp::write_nack_lost(out, self.relay_ssrc, track.publisher_ssrc, &seqs[..n])
+            else {
+                continue;
+            };
+            if commit_rtcp(tx, ctx, addr, len, &mut self.counters) {
+                self.counters.upstream_nacks += 1;
+                self.counters.upstream_nacked += n as u64;
+            }
+        }
+    }
+
     /// Asks a track's publisher for a keyframe, at most once per 500 ms per track.
     fn request_keyframe(&mut self, track_id: TrackId, tx: &mut SendQueue, now: Instant) {
         let Some(track) = self.tracks.get_mut(&track_id) else {
@@ -731,6 +823,7 @@ impl Core {
                     srtp_rx: None,
                     srtp_tx: None,
                     inbound: Vec::new(),
+                    inbound_rtx: Vec::new(),
                     subscribed: Vec::new(),
                 };
                 let slot = match self.free_slots.pop() {
@@ -785,6 +878,8 @@ impl Core {
                 track,
                 ssrc,
                 kind,
+                nack,
+                rtx,
             } => {
                 let Some(&slot) = self.by_id.get(&session) else {
                     return;
@@ -792,6 +887,10 @@ impl Core {
                 if let Some(s) = self.sessions[slot].as_mut() {
                     s.inbound.retain(|(x, _)| *x != ssrc);
                     s.inbound.push((ssrc, track));
+                    s.inbound_rtx.retain(|(_, t, _)| *t != track);
+                    if let Some(rtx) = rtx {
+                        s.inbound_rtx.push((rtx.ssrc, track, rtx.apt));
+                    }
                 }
                 let nack_cache = self.nack_cache;
                 let t = self
@@ -801,6 +900,7 @@ impl Core {
                 t.origin = Origin::Local(slot);
                 t.publisher_ssrc = ssrc;
                 t.kind = kind;
+                t.loss = nack.then(|| LossTracker::new(now));
             }
             Command::Subscribe {
                 session,
@@ -921,6 +1021,14 @@ impl Core {
             self.tracks.remove(t);
         }
         self.counters.sessions = self.by_id.len() as u64;
+    }
+}
+
+/// The earlier of two optional deadlines.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        _ => a.or(b),
     }
 }
 

@@ -173,9 +173,14 @@ impl Peer {
         }
     }
 
-    /// Sends RTP (protected with the peer's key).
+    /// Sends RTP (protected with the peer's key), payload type 96.
     pub fn send_rtp(&mut self, ssrc: u32, seq: u16, ts: u32, payload: &[u8]) {
-        let mut buf = vec![0x80, 96];
+        self.send_rtp_pt(96, ssrc, seq, ts, payload);
+    }
+
+    /// Sends RTP with payload type `pt` (protected with the peer's key).
+    pub fn send_rtp_pt(&mut self, pt: u8, ssrc: u32, seq: u16, ts: u32, payload: &[u8]) {
+        let mut buf = vec![0x80, pt];
         buf.extend_from_slice(&seq.to_be_bytes());
         buf.extend_from_slice(&ts.to_be_bytes());
         buf.extend_from_slice(&ssrc.to_be_bytes());
@@ -247,6 +252,8 @@ pub fn wire_up(
             track,
             ssrc,
             kind,
+            nack: false,
+            rtx: None,
         },
     )
     .unwrap();

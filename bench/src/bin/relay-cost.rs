@@ -331,6 +331,8 @@ fn tern(profile: Profile, workers: usize, fanout: usize, egress_target: usize, r
             track: 1,
             ssrc: 0xabcd,
             kind: MediaKind::Video,
+            nack: false,
+            rtx: None,
         },
     )
     .expect("publish");
