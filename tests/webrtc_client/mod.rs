@@ -78,6 +78,17 @@ pub fn chromium_offer() -> String {
 
 /// Offer → POST → answer; returns the HTTP status and body.
 pub async fn signal(pc: &RTCPeerConnection, url: &str, token: &str) -> (u16, String) {
+    signal_edited(pc, url, token, &|answer| answer.to_owned()).await
+}
+
+/// [`signal`], with the answer passed through `edit` before the peer applies it (to point the
+/// peer at a proxy, say). The returned body is the relay's, unedited.
+pub async fn signal_edited(
+    pc: &RTCPeerConnection,
+    url: &str,
+    token: &str,
+    edit: &(dyn Fn(&str) -> String + Sync),
+) -> (u16, String) {
     let offer = pc.create_offer(None).await.unwrap();
     let mut gathered = pc.gathering_complete_promise().await;
     pc.set_local_description(offer).await.unwrap();
@@ -94,7 +105,7 @@ pub async fn signal(pc: &RTCPeerConnection, url: &str, token: &str) -> (u16, Str
     let status = resp.status().as_u16();
     let body = resp.text().await.unwrap();
     if status == 201 {
-        pc.set_remote_description(RTCSessionDescription::answer(body.clone()).unwrap())
+        pc.set_remote_description(RTCSessionDescription::answer(edit(&body)).unwrap())
             .await
             .unwrap();
     }
@@ -250,6 +261,17 @@ pub async fn media_flow(
     sub_token: &str,
     profile: Option<SrtpProtectionProfile>,
 ) -> Flow {
+    media_flow_edited(base, pub_token, sub_token, profile, &|a| a.to_owned()).await
+}
+
+/// [`media_flow`], with the publisher's answer passed through `edit_publisher_answer`.
+pub async fn media_flow_edited(
+    base: &str,
+    pub_token: &str,
+    sub_token: &str,
+    profile: Option<SrtpProtectionProfile>,
+    edit_publisher_answer: &(dyn Fn(&str) -> String + Sync),
+) -> Flow {
     // Publisher.
     let publisher = peer(profile).await;
     let track = Arc::new(TrackLocalStaticRTP::new(
@@ -266,7 +288,13 @@ pub async fn media_flow(
         .await
         .unwrap();
     tokio::spawn(async move { while sender.read_rtcp().await.is_ok() {} });
-    let (status, body) = signal(&publisher, &format!("{base}/whip/room1/cam"), pub_token).await;
+    let (status, body) = signal_edited(
+        &publisher,
+        &format!("{base}/whip/room1/cam"),
+        pub_token,
+        edit_publisher_answer,
+    )
+    .await;
     assert_eq!(status, 201, "WHIP: {body}");
     wait_connected(&publisher, "publisher").await;
 
