@@ -34,6 +34,7 @@ fn a_nack_is_answered_on_the_rtx_stream() {
             kind: MediaKind::Video,
             nack: false,
             rtx: None,
+            transport_cc: None,
         },
     )
     .unwrap();

@@ -28,6 +28,7 @@ fn the_subscriber_sees_its_own_numbering() {
             kind: MediaKind::Video,
             nack: false,
             rtx: None,
+            transport_cc: None,
         },
     )
     .unwrap();

@@ -44,6 +44,7 @@ fn room(nack: bool, rtx: bool) -> Room {
                 ssrc: PUB_RTX_SSRC,
                 apt: 96,
             }),
+            transport_cc: None,
         },
     )
     .unwrap();

@@ -11,7 +11,7 @@ use tokio::sync::broadcast;
 
 use super::auth::Grant;
 use crate::datapath::{Command, MediaKind, PublisherRtx, SessionId, TrackId};
-use crate::wire::sdp::NegotiatedMedia;
+use crate::wire::sdp::{NegotiatedMedia, TRANSPORT_WIDE_CC};
 
 /// What a session does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -37,7 +37,8 @@ pub struct PublishedTrack {
 impl PublishedTrack {
     /// The datapath command that installs this track on its publisher's worker: the relay
     /// NACKs the publisher's missing packets if it accepted `a=rtcp-fb:<pt> nack`, and takes
-    /// retransmissions from its RTX stream if RTX was negotiated with an SSRC.
+    /// retransmissions from its RTX stream if RTX was negotiated with an SSRC, and sends
+    /// transport-cc feedback if the transport-wide sequence number extension was negotiated.
     pub fn publish_command(&self, session: SessionId) -> Command {
         let codec = &self.media.codec;
         Command::Publish {
@@ -54,6 +55,12 @@ impl PublishedTrack {
                     ssrc,
                     apt: codec.payload_type,
                 }),
+            transport_cc: self
+                .media
+                .extensions
+                .iter()
+                .find(|e| e.uri == TRANSPORT_WIDE_CC)
+                .map(|e| e.id),
         }
     }
 }
@@ -237,5 +244,26 @@ mod tests {
             (true, None)
         );
         assert_eq!(recovery(&track(&["nack"], Some(97), None)), (true, None));
+    }
+
+    #[test]
+    fn publish_sends_transport_cc_feedback_when_the_extension_was_negotiated() {
+        let transport_cc = |t: &PublishedTrack| match t.publish_command(3) {
+            Command::Publish { transport_cc, .. } => transport_cc,
+            other => panic!("{other:?}"),
+        };
+        let mut t = track(&["transport-cc"], None, None);
+        assert_eq!(transport_cc(&t), None);
+        t.media.extensions = vec![
+            crate::wire::sdp::Extmap {
+                id: 1,
+                uri: "urn:ietf:params:rtp-hdrext:sdes:mid".into(),
+            },
+            crate::wire::sdp::Extmap {
+                id: 3,
+                uri: TRANSPORT_WIDE_CC.into(),
+            },
+        ];
+        assert_eq!(transport_cc(&t), Some(3));
     }
 }

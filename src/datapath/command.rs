@@ -50,7 +50,8 @@ pub enum Command {
         keys: SessionKeys,
     },
     /// The session publishes `track` with SSRC `ssrc`. With `nack`, the relay NACKs the packets
-    /// it never received; with `rtx`, it takes the retransmissions from that RTX stream.
+    /// it never received; with `rtx`, it takes the retransmissions from that RTX stream; with
+    /// `transport_cc` (the header extension id), it sends transport-cc feedback.
     Publish {
         session: SessionId,
         track: TrackId,
@@ -58,6 +59,7 @@ pub enum Command {
         kind: MediaKind,
         nack: bool,
         rtx: Option<PublisherRtx>,
+        transport_cc: Option<u8>,
     },
     /// The session subscribes to `track`, published on worker `origin_worker`.
     Subscribe {

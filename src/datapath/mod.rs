@@ -6,6 +6,7 @@
 //! talk to each other only through bounded lock-free rings. `io` is the only module of the
 //! crate allowed `unsafe`.
 
+mod arrivals;
 mod command;
 mod config;
 mod fanout;

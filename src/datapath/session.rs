@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use super::arrivals::TransportArrivals;
 use super::upstream::LossTracker;
 use super::{SessionId, TrackId};
 use crate::ice::{Consent, IceCredentials};
@@ -34,6 +35,8 @@ pub struct Session {
     pub inbound: Vec<(u32, TrackId)>,
     /// Incoming RTX SSRC → (track, primary payload type), for a publisher that negotiated RTX.
     pub inbound_rtx: Vec<(u32, TrackId, u8)>,
+    /// For a publisher that negotiated transport-cc: arrivals to report.
+    pub transport_cc: Option<TransportArrivals>,
     /// Tracks this session subscribes to.
     pub subscribed: Vec<TrackId>,
 }

@@ -99,6 +99,8 @@ counters! {
     upstream_recovered,
     /// Missing publisher packets given up (NACKed too often, gap too wide, table full).
     upstream_lost,
+    /// Transport-cc feedback packets sent to publishers.
+    transport_feedback,
     /// Publisher RTX packets dropped: padding-only probes, or for packets nobody was missing.
     rtx_dropped,
     /// Keyframe requests (PLI/FIR) sent to publishers.

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crossbeam::channel::{Receiver, Sender, TrySendError};
 use hdrhistogram::Histogram;
 
+use super::arrivals::TransportArrivals;
 use super::command::{Command, Event};
 use super::fanout::{FanoutMsg, PacketPool, Rings};
 use super::io::{SendQueue, UdpIo, Waker};
@@ -30,6 +31,8 @@ use crate::wire::rtcp::{self, Rtcp, RtcpIter};
 
 const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(100);
 const REPORT_EVERY: Duration = Duration::from_secs(1);
+/// Transport-cc feedback interval (libwebrtc's receivers send every 50–250 ms).
+const FEEDBACK_EVERY: Duration = Duration::from_millis(50);
 const KEYFRAME_MIN_INTERVAL: Duration = Duration::from_millis(500);
 const MAX_WAIT: Duration = Duration::from_millis(100);
 const COMMANDS_PER_TURN: usize = 256;
@@ -110,9 +113,11 @@ pub(crate) fn run(setup: WorkerSetup) {
         consent_timeout: setup.consent_timeout,
         nack_cache: setup.nack_cache,
         next_nack: None,
+        epoch: setup.epoch,
     };
     let mut next_housekeeping = Instant::now();
     let mut next_report = Instant::now() + REPORT_EVERY;
+    let mut next_feedback = Instant::now() + FEEDBACK_EVERY;
     let epoch = setup.epoch;
     let panic_at = setup.panic_after.map(|d| Instant::now() + d);
     while !stop.load(Ordering::Relaxed) {
@@ -141,6 +146,10 @@ pub(crate) fn run(setup: WorkerSetup) {
         core.handle_commands(&commands, &mut io.tx, now);
         if core.next_nack.is_some_and(|t| Instant::now() >= t) {
             core.nack_publishers(&mut io.tx, Instant::now());
+        }
+        if now >= next_feedback {
+            next_feedback = now + FEEDBACK_EVERY;
+            core.send_transport_feedback(&mut io.tx);
         }
         if now >= next_report {
             next_report = now + REPORT_EVERY;
@@ -212,6 +221,8 @@ struct Core {
     nack_cache: usize,
     /// When some published track next has packets to NACK (or give up).
     next_nack: Option<Instant>,
+    /// Arrival times for transport-cc are µs since this instant.
+    epoch: Instant,
 }
 
 impl Core {
@@ -332,9 +343,15 @@ impl Core {
         let Some((slot_idx, len)) = self.unprotect_from(buf, src, false) else {
             return;
         };
-        let Some(session) = self.sessions[slot_idx].as_ref() else {
+        let Some(session) = self.sessions[slot_idx].as_mut() else {
             return;
         };
+        if let Some(arrivals) = session.transport_cc.as_mut() {
+            if let Some(&[a, b]) = crate::wire::rtp::find_extension(&buf[..len], arrivals.ext_id) {
+                let at = now.saturating_duration_since(self.epoch).as_micros() as i64;
+                arrivals.record(u16::from_be_bytes([a, b]), at);
+            }
+        }
         let ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
         if let Some(track) = session.track_for(ssrc) {
             self.forward(track, &buf[..len], tx, now);
@@ -629,6 +646,36 @@ impl Core {
         }
     }
 
+    /// Transport-cc feedback to every publisher with arrivals not yet reported.
+    fn send_transport_feedback(&mut self, tx: &mut SendQueue) {
+        for session in self.sessions.iter_mut().flatten() {
+            let (Some(addr), Some(ctx), Some(arrivals)) = (
+                session.addr,
+                session.srtp_tx.as_mut(),
+                session.transport_cc.as_mut(),
+            ) else {
+                continue;
+            };
+            let media = session.inbound.first().map_or(0, |(ssrc, _)| *ssrc);
+            // A few packets at most per session and tick; what is left goes with the next.
+            for _ in 0..4 {
+                if !arrivals.pending() {
+                    break;
+                }
+                let Some(out) = tx.slot() else {
+                    self.counters.send_queue_full += 1;
+                    return;
+                };
+                let Ok(len) = arrivals.write_feedback(out, self.relay_ssrc, media) else {
+                    break;
+                };
+                if commit_rtcp(tx, ctx, addr, len, &mut self.counters) {
+                    self.counters.transport_feedback += 1;
+                }
+            }
+        }
+    }
+
     /// NACKs to publishers for the packets of theirs that are due (new gaps, and retries).
     fn nack_publishers(&mut self, tx: &mut SendQueue, now: Instant) {
         self.next_nack = None;
@@ -824,6 +871,7 @@ impl Core {
                     srtp_tx: None,
                     inbound: Vec::new(),
                     inbound_rtx: Vec::new(),
+                    transport_cc: None,
                     subscribed: Vec::new(),
                 };
                 let slot = match self.free_slots.pop() {
@@ -880,11 +928,18 @@ impl Core {
                 kind,
                 nack,
                 rtx,
+                transport_cc,
             } => {
                 let Some(&slot) = self.by_id.get(&session) else {
                     return;
                 };
                 if let Some(s) = self.sessions[slot].as_mut() {
+                    match transport_cc {
+                        Some(id) if s.transport_cc.as_ref().is_none_or(|t| t.ext_id != id) => {
+                            s.transport_cc = Some(TransportArrivals::new(id));
+                        }
+                        _ => {}
+                    }
                     s.inbound.retain(|(x, _)| *x != ssrc);
                     s.inbound.push((ssrc, track));
                     s.inbound_rtx.retain(|(_, t, _)| *t != track);

@@ -8,6 +8,7 @@ pub mod rtcp;
 pub mod rtp;
 pub mod sdp;
 pub mod stun;
+pub mod twcc;
 
 /// Why a packet could not be parsed or built. `Copy`, so the fast path can count it and drop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

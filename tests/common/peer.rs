@@ -185,6 +185,11 @@ impl Peer {
         buf.extend_from_slice(&ts.to_be_bytes());
         buf.extend_from_slice(&ssrc.to_be_bytes());
         buf.extend_from_slice(payload);
+        self.send_plain_rtp(buf);
+    }
+
+    /// Protects and sends a whole plaintext RTP packet (header as the caller built it).
+    pub fn send_plain_rtp(&mut self, mut buf: Vec<u8>) {
         let len = buf.len();
         buf.resize(len + PROFILE.rtp_overhead(), 0);
         let n = self.tx.protect_rtp(&mut buf, len).unwrap();
@@ -254,6 +259,7 @@ pub fn wire_up(
             kind,
             nack: false,
             rtx: None,
+            transport_cc: None,
         },
     )
     .unwrap();

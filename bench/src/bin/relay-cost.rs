@@ -333,6 +333,7 @@ fn tern(profile: Profile, workers: usize, fanout: usize, egress_target: usize, r
             kind: MediaKind::Video,
             nack: false,
             rtx: None,
+            transport_cc: None,
         },
     )
     .expect("publish");

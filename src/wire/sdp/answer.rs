@@ -5,11 +5,15 @@ use std::net::SocketAddr;
 
 use super::{Codec, Direction, Extmap, MediaKind, MediaSection, Offer, SdpError, Setup};
 
+/// The transport-wide sequence number extension; the relay sends transport-cc feedback for it.
+pub const TRANSPORT_WIDE_CC: &str =
+    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+
 /// RTP header extensions the relay negotiates (it forwards others' payloads, not these).
 const ACCEPTED_EXTENSIONS: [&str; 4] = [
     "urn:ietf:params:rtp-hdrext:sdes:mid",
     "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
-    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01",
+    TRANSPORT_WIDE_CC,
     "urn:ietf:params:rtp-hdrext:ssrc-audio-level",
 ];
 

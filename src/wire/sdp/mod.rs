@@ -14,7 +14,9 @@ mod parse;
 #[cfg(test)]
 mod tests;
 
-pub use answer::{answer, payload_type_map, Answer, AnswerParams, NegotiatedMedia, Role};
+pub use answer::{
+    answer, payload_type_map, Answer, AnswerParams, NegotiatedMedia, Role, TRANSPORT_WIDE_CC,
+};
 pub use parse::{parse_offer, parse_trickle_fragment};
 
 /// Largest SDP body accepted, in bytes.
