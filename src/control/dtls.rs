@@ -11,6 +11,7 @@
 //! that flight and resends it (see `channel::FlightLog`).
 
 mod channel;
+pub mod client_hello;
 mod identity;
 
 use std::fmt;
