@@ -1,7 +1,8 @@
 //! Chromium with its post-quantum DTLS key share (the `WebRTC-EnableDtlsPqc` field trial, on by
 //! default in later releases) offers DTLS 1.3 in a 1,413-byte ClientHello carrying an
 //! X25519MLKEM768 share, split over two datagrams. Tern reassembles it, ignores what it does not
-//! know, answers DTLS 1.2, and Chromium falls back: two demo-page tabs still decode each other.
+//! know, answers DTLS 1.2, and Chromium falls back: two demo-page tabs still decode each other,
+//! on the SRTP profile Tern prefers (read from the reassembled hello).
 
 mod browser_support;
 
@@ -28,5 +29,21 @@ async fn chromium_with_a_two_datagram_post_quantum_hello_connects() {
         "no fragmented ClientHello reached the relay"
     );
     assert!(metric(&running, "tern_media_out_total").await >= 60);
+    assert!(
+        metric(
+            &running,
+            r#"tern_srtp_sessions_total{profile="AEAD_AES_128_GCM"}"#
+        )
+        .await
+            >= 4
+    );
+    assert_eq!(
+        metric(
+            &running,
+            r#"tern_dtls_srtp_fallback_total{reason="incomplete"}"#
+        )
+        .await,
+        0
+    );
     running.stop().await;
 }

@@ -2,7 +2,9 @@
 //! served by an in-process Tern: each publishes its fake camera with WHIP, learns of the other's
 //! stream from the room's event feed, subscribes with WHEP and decodes its video. Real ICE-lite,
 //! DTLS (Chromium offers 1.3, Tern answers 1.2), SRTP and fan-out, checked from both ends: the
-//! pages' decoded-frame counts and the relay's own counters.
+//! pages' decoded-frame counts and the relay's own counters. Chromium lists
+//! AES_CM_128_HMAC_SHA1_80 first in use_srtp; every session still gets AEAD_AES_128_GCM, Tern's
+//! choice.
 
 mod browser_support;
 
@@ -24,5 +26,22 @@ async fn two_chromium_tabs_decode_each_others_video() {
     assert!(counters.media_out >= 60, "{counters:?}");
     assert_eq!(counters.auth_failures, 0, "{counters:?}");
     assert!(metric(&running, "tern_media_out_total").await >= 60);
+    // Two publishers and two subscribers, all on Tern's preferred profile.
+    assert!(
+        metric(
+            &running,
+            r#"tern_srtp_sessions_total{profile="AEAD_AES_128_GCM"}"#
+        )
+        .await
+            >= 4
+    );
+    for other in [
+        "AEAD_AES_256_GCM",
+        "AES_CM_128_HMAC_SHA1_80",
+        "AES_CM_128_HMAC_SHA1_32",
+    ] {
+        let series = format!(r#"tern_srtp_sessions_total{{profile="{other}"}}"#);
+        assert_eq!(metric(&running, &series).await, 0, "{series}");
+    }
     running.stop().await;
 }

@@ -6,11 +6,17 @@
 //! the peer's certificate against the offer's `a=fingerprint` before any key leaves it, and it
 //! never logs, prints or `Debug`-formats key material.
 //!
+//! The crate chooses the SRTP protection profile in the client's order; Tern reads the client's
+//! first ClientHello before the crate does (`client_hello`) and offers the crate only the profile
+//! Tern prefers among those the client lists, so the choice is Tern's (RFC 5764 §4.1.1 lets the
+//! server pick any profile the client offered).
+//!
 //! The `dtls` crate (0.17) never answers a client that retransmits its last flight after the
 //! server's final flight (ChangeCipherSpec + Finished) was lost; the virtual connection keeps
 //! that flight and resends it (see `channel::FlightLog`).
 
 mod channel;
+pub mod client_hello;
 mod identity;
 
 use std::fmt;
@@ -24,11 +30,13 @@ use dtls::conn::DTLSConn;
 use dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use webrtc_util::KeyingMaterialExporter;
 
 use crate::datapath::SessionKeys;
 use crate::srtp::Profile;
 use channel::ChannelConn;
+use client_hello::{ClientHelloReader, HelloError};
 pub use identity::{DtlsIdentity, Fingerprint, FingerprintAlgorithm};
 
 /// Datagrams longer than this are dropped before the crate sees them (bounds its fragment
@@ -91,6 +99,12 @@ pub struct DtlsStats {
     pub duplicate_hello_verify: AtomicU64,
     /// Application data records after the handshake (Tern carries no data channels).
     pub application_data_dropped: AtomicU64,
+    /// Finished handshakes per negotiated SRTP profile, indexed like `Profile::ALL`.
+    pub srtp_sessions: [AtomicU64; Profile::ALL.len()],
+    /// Handshakes started without Tern's choice of SRTP profile, because the ClientHello gave it
+    /// none (the crate then chooses by the client's order, or fails); indexed like
+    /// `HelloError::ALL`.
+    pub srtp_fallback: [AtomicU64; HelloError::ALL.len()],
 }
 
 impl DtlsStats {
@@ -106,6 +120,16 @@ impl DtlsStats {
     /// `duplicate_hello_verify`, read.
     pub fn duplicate_hello_verifies(&self) -> u64 {
         Self::get(&self.duplicate_hello_verify)
+    }
+
+    /// Finished handshakes that negotiated `profile`.
+    pub fn srtp_sessions(&self, profile: Profile) -> u64 {
+        profile_index(profile).map_or(0, |i| Self::get(&self.srtp_sessions[i]))
+    }
+
+    /// Handshakes started without Tern's choice of profile, for `reason`.
+    pub fn srtp_fallbacks(&self, reason: HelloError) -> u64 {
+        Self::get(&self.srtp_fallback[reason.index()])
     }
 
     /// `queue_full_dropped + oversize_dropped`, read.
@@ -154,7 +178,8 @@ pub fn datagram_queue(stats: Arc<DtlsStats>) -> (DtlsInbox, mpsc::Receiver<Vec<u
 pub struct DtlsOutcome {
     /// The SRTP keys for `Command::SetKeys`: local = server write, remote = client write.
     pub keys: SessionKeys,
-    /// The negotiated SRTP protection profile (the client's preference).
+    /// The negotiated SRTP protection profile: Tern's preference (`Profile::ALL` order) among
+    /// those the client offered.
     pub profile: Profile,
     /// The live association: keep it while the session lives (it answers retransmissions and
     /// sends close_notify).
@@ -269,21 +294,46 @@ pub async fn accept(
 /// Run a DTLS 1.2 server handshake for one session: datagrams from the peer arrive on
 /// `incoming`, ours leave on `outgoing`. ECDHE-ECDSA with AES-128-GCM (or ChaCha20-Poly1305),
 /// extended master secret and a client certificate required; the client's certificate must
-/// match `expected_fingerprint` (the offer's `a=fingerprint`), else no keys. The whole
-/// handshake must finish within `timeout`.
+/// match `expected_fingerprint` (the offer's `a=fingerprint`), else no keys. The SRTP profile
+/// is the first of `Profile::ALL` the client offers. The whole handshake must finish within
+/// `timeout`.
 pub async fn accept_with_stats(
     identity: &DtlsIdentity,
-    incoming: mpsc::Receiver<Vec<u8>>,
+    mut incoming: mpsc::Receiver<Vec<u8>>,
     outgoing: mpsc::Sender<Vec<u8>>,
     expected_fingerprint: Fingerprint,
     timeout: Duration,
     stats: Arc<DtlsStats>,
 ) -> Result<DtlsOutcome, DtlsError> {
     install_crypto_provider();
-    let conn = Arc::new(ChannelConn::new(incoming, outgoing, Arc::clone(&stats)));
+    let deadline = Instant::now() + timeout;
+    let (first_flight, choice) =
+        match tokio::time::timeout_at(deadline, read_client_hello(&mut incoming)).await {
+            Err(_) => return Err(DtlsError::Timeout),
+            Ok(None) => return Err(DtlsError::Closed),
+            Ok(Some(read)) => read,
+        };
+    let profiles = match choice {
+        Ok(profile) => vec![profile],
+        Err(reason) => {
+            stats.srtp_fallback[reason.index()].fetch_add(1, Ordering::Relaxed);
+            Profile::ALL.to_vec()
+        }
+    };
+    let conn = Arc::new(ChannelConn::new(
+        first_flight,
+        incoming,
+        outgoing,
+        Arc::clone(&stats),
+    ));
     let input_closed = Arc::clone(&conn.input_closed);
     let mismatch = Arc::new(AtomicBool::new(false));
-    let config = server_config(identity, &expected_fingerprint, Arc::clone(&mismatch));
+    let config = server_config(
+        identity,
+        &expected_fingerprint,
+        &profiles,
+        Arc::clone(&mismatch),
+    );
 
     let handshake = DTLSConn::new(conn, config, false, None);
     let dtls = tokio::select! {
@@ -294,7 +344,7 @@ pub async fn accept_with_stats(
                 DtlsError::Handshake(e.to_string())
             }
         })?,
-        _ = tokio::time::sleep(timeout) => return Err(DtlsError::Timeout),
+        _ = tokio::time::sleep_until(deadline) => return Err(DtlsError::Timeout),
         _ = input_closed.notified() => return Err(DtlsError::Closed),
     };
 
@@ -320,6 +370,9 @@ pub async fn accept_with_stats(
         .await
         .map_err(|e| DtlsError::Export(e.to_string()))?;
     let keys = split_keying_material(profile, &material);
+    if let Some(i) = profile_index(profile) {
+        stats.srtp_sessions[i].fetch_add(1, Ordering::Relaxed);
+    }
     Ok(DtlsOutcome {
         keys,
         profile,
@@ -327,16 +380,35 @@ pub async fn accept_with_stats(
     })
 }
 
+/// Reads the client's datagrams until its first ClientHello says which SRTP profile Tern wants
+/// (or why it cannot), keeping every datagram for the crate. `None` if the queue closed first.
+async fn read_client_hello(
+    incoming: &mut mpsc::Receiver<Vec<u8>>,
+) -> Option<(Vec<Vec<u8>>, Result<Profile, HelloError>)> {
+    let mut reader = ClientHelloReader::new();
+    let mut first_flight = Vec::new();
+    loop {
+        let datagram = incoming.recv().await?;
+        let verdict = reader.push(&datagram);
+        first_flight.push(datagram);
+        if let Some(choice) = verdict {
+            return Some((first_flight, choice));
+        }
+    }
+}
+
+/// The crate's configuration for one session: it may only pick among `profiles`.
 fn server_config(
     identity: &DtlsIdentity,
     expected: &Fingerprint,
+    profiles: &[Profile],
     mismatch: Arc<AtomicBool>,
 ) -> Config {
     let expected = expected.clone();
     Config {
         certificates: vec![identity.certificate.clone()],
         cipher_suites: CIPHER_SUITES.to_vec(),
-        srtp_protection_profiles: Profile::ALL.iter().map(|p| profile_to_dtls(*p)).collect(),
+        srtp_protection_profiles: profiles.iter().map(|p| profile_to_dtls(*p)).collect(),
         client_auth: ClientAuthType::RequireAnyClientCert,
         extended_master_secret: ExtendedMasterSecretType::Require,
         // Runs on the CertificateVerify, before our Finished: a wrong certificate ends the
@@ -365,6 +437,11 @@ fn split_keying_material(profile: Profile, material: &[u8]) -> SessionKeys {
         remote_salt: material[2 * k..2 * k + s].to_vec(),
         local_salt: material[2 * k + s..2 * (k + s)].to_vec(),
     }
+}
+
+/// `profile`'s position in `Profile::ALL`.
+fn profile_index(profile: Profile) -> Option<usize> {
+    Profile::ALL.iter().position(|p| *p == profile)
 }
 
 fn profile_from_dtls(p: SrtpProtectionProfile) -> Option<Profile> {

@@ -3,8 +3,10 @@
 
 use std::fmt::Write;
 
+use super::dtls::client_hello::HelloError;
 use super::dtls::DtlsStats;
 use crate::datapath::Datapath;
+use crate::srtp::Profile;
 
 /// The `/metrics` body.
 pub fn render(dp: &Datapath, dtls: &DtlsStats) -> String {
@@ -56,6 +58,24 @@ pub fn render(dp: &Datapath, dtls: &DtlsStats) -> String {
     );
     // Not `tern_dtls_dropped_total`: that is the datapath's counter, rendered above.
     let _ = writeln!(out, "tern_dtls_handshake_dropped_total {}", dtls.dropped());
+    for p in Profile::ALL {
+        let _ = writeln!(
+            out,
+            "tern_srtp_sessions_total{{profile=\"{}\"}} {}",
+            p.name(),
+            dtls.srtp_sessions(p)
+        );
+    }
+    // Handshakes started without Tern's choice of SRTP profile (the dtls crate then chooses by
+    // the client's order), and why.
+    for r in HelloError::ALL {
+        let _ = writeln!(
+            out,
+            "tern_dtls_srtp_fallback_total{{reason=\"{}\"}} {}",
+            r.label(),
+            dtls.srtp_fallbacks(r)
+        );
+    }
     out
 }
 
@@ -79,5 +99,7 @@ mod tests {
         }
         assert!(seen.contains("tern_dtls_dropped_total"));
         assert!(seen.contains("tern_dtls_handshake_dropped_total"));
+        assert!(seen.contains("tern_srtp_sessions_total{profile=\"AEAD_AES_128_GCM\"}"));
+        assert!(seen.contains("tern_dtls_srtp_fallback_total{reason=\"malformed\"}"));
     }
 }

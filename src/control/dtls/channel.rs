@@ -1,11 +1,13 @@
 //! The virtual connection the `dtls` crate runs over: datagrams in from a bounded queue (fed by
 //! the worker's `Event::Dtls`), datagrams out through a channel (turned into
 //! `Command::SendDtls`). It sees every datagram both ways, which is where the crate's lost-final-
-//! flight bug is worked around (`FlightLog`).
+//! flight bug is worked around (`FlightLog`). The datagrams read before the crate started (the
+//! client's first flight, for `client_hello`) are replayed to it first.
 //!
 //! It reads only DTLS record headers and, at epoch 0, plaintext handshake headers; it never sees
 //! or keeps key material beyond the server's last flight, which is ciphertext.
 
+use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex as StdMutex};
@@ -143,9 +145,16 @@ impl FlightLog {
     }
 }
 
+/// Where `recv` takes datagrams from: first those read before the crate started (the client's
+/// first flight, which `client_hello` looked at), then the queue.
+struct Incoming {
+    replay: VecDeque<Vec<u8>>,
+    queue: mpsc::Receiver<Vec<u8>>,
+}
+
 /// A `Conn` over two channels. Only the crate's reader task calls `recv`.
 pub(crate) struct ChannelConn {
-    incoming: Mutex<mpsc::Receiver<Vec<u8>>>,
+    incoming: Mutex<Incoming>,
     outgoing: mpsc::Sender<Vec<u8>>,
     log: StdMutex<FlightLog>,
     stats: Arc<DtlsStats>,
@@ -154,13 +163,18 @@ pub(crate) struct ChannelConn {
 }
 
 impl ChannelConn {
+    /// `replay`: datagrams already taken from `incoming`, handed to the crate first.
     pub(crate) fn new(
+        replay: Vec<Vec<u8>>,
         incoming: mpsc::Receiver<Vec<u8>>,
         outgoing: mpsc::Sender<Vec<u8>>,
         stats: Arc<DtlsStats>,
     ) -> Self {
         ChannelConn {
-            incoming: Mutex::new(incoming),
+            incoming: Mutex::new(Incoming {
+                replay: replay.into(),
+                queue: incoming,
+            }),
             outgoing,
             log: StdMutex::new(FlightLog::default()),
             stats,
@@ -189,7 +203,11 @@ impl Conn for ChannelConn {
     async fn recv(&self, buf: &mut [u8]) -> UtilResult<usize> {
         let mut incoming = self.incoming.lock().await;
         loop {
-            let Some(d) = incoming.recv().await else {
+            let next = match incoming.replay.pop_front() {
+                Some(d) => Some(d),
+                None => incoming.queue.recv().await,
+            };
+            let Some(d) = next else {
                 // The session is gone. Returning an error would make the crate's reader loop
                 // spin; park instead and let `accept` (or dropping the association) end it.
                 self.input_closed.notify_one();
