@@ -1,6 +1,7 @@
 //! Per-subscription rewriting: SSRC, payload type, sequence number and timestamp are mapped
 //! into the subscriber's negotiated values, and a NACK in the subscriber's numbering is
-//! answered with the right packet.
+//! answered with the right packet. Header extensions are renumbered into the subscriber's ids,
+//! the MID becomes the subscriber's, and those it did not negotiate are dropped.
 
 mod common;
 
@@ -8,9 +9,11 @@ use std::time::{Duration, Instant};
 
 use common::peer::Peer;
 use tern::datapath::{
-    Command, Datapath, DatapathConfig, IoMode, MediaKind, SubscriptionParams, TrackRef,
+    Command, Datapath, DatapathConfig, ExtensionRewrite, IoMode, MediaKind, SubscriptionParams,
+    TrackRef,
 };
 use tern::wire::rtcp;
+use tern::wire::rtp::RtpPacket;
 
 #[test]
 fn the_subscriber_sees_its_own_numbering() {
@@ -38,6 +41,7 @@ fn the_subscriber_sees_its_own_numbering() {
         seq_offset: 1000,
         ts_offset: 7,
         rtx: None,
+        extensions: None,
     };
     dp.subscribe(
         0,
@@ -96,4 +100,86 @@ fn the_subscriber_sees_its_own_numbering() {
         b"p65535",
         "the subscriber's 999 is the publisher's 65535"
     );
+}
+
+/// A publisher packet numbered like Firefox: MID "1" as id 3, abs-send-time as id 4,
+/// transport-wide sequence number as id 7.
+fn firefox_numbered(seq: u16) -> Vec<u8> {
+    let mut p = vec![0x90, 96];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&1000u32.to_be_bytes());
+    p.extend_from_slice(&0xaaaau32.to_be_bytes());
+    p.extend_from_slice(&[0xbe, 0xde, 0, 3]);
+    p.extend_from_slice(&[0x30, b'1', 0x42, 0x11, 0x22, 0x33, 0x71, 0, 9]);
+    p.extend_from_slice(&[0, 0, 0]);
+    p.extend_from_slice(format!("frame {seq}").as_bytes());
+    p
+}
+
+#[test]
+fn header_extensions_are_renumbered_for_the_subscriber() {
+    let dp = Datapath::start(DatapathConfig::for_tests(1, IoMode::Auto)).unwrap();
+    let mut publisher = Peer::install(&dp, 0, 1, true);
+    let mut sub = Peer::install(&dp, 0, 2, true);
+    publisher.connect();
+    sub.connect();
+    dp.send(
+        0,
+        Command::Publish {
+            session: 1,
+            track: 3,
+            ssrc: 0xaaaa,
+            kind: MediaKind::Video,
+            nack: false,
+            rtx: None,
+            transport_cc: None,
+        },
+    )
+    .unwrap();
+    // Chromium's numbering on the subscriber: abs-send-time 2, MID 4 (its section "video-0").
+    let params = SubscriptionParams {
+        extensions: Some(ExtensionRewrite {
+            ids: vec![(4, 2)],
+            mid: Some((3, 4, b"video-0".to_vec())),
+        }),
+        ..SubscriptionParams::with_ssrc(0xbbbb)
+    };
+    let track = TrackRef {
+        id: 3,
+        worker: 0,
+        kind: MediaKind::Video,
+        ssrc: 0xaaaa,
+    };
+    dp.subscribe(0, 2, track, params).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    sub.lose = vec![11];
+    for seq in 10..13 {
+        publisher.send_plain_rtp(firefox_numbered(seq));
+    }
+    let check = |p: &[u8], seq: u16| {
+        let p = RtpPacket::parse(p).expect("a valid RTP packet");
+        assert_eq!(p.ssrc(), 0xbbbb);
+        assert_eq!(p.sequence_number(), seq);
+        let ext: Vec<_> = p.extensions().map(|e| e.unwrap()).collect();
+        assert_eq!(
+            ext,
+            [(4, &b"video-0"[..]), (2, &[0x11, 0x22, 0x33][..])],
+            "subscriber's MID and ids; no transport-wide sequence number"
+        );
+        assert_eq!(p.payload(), format!("frame {seq}").as_bytes());
+    };
+    for seq in [10, 12] {
+        let p = sub
+            .recv_rtp(Instant::now() + Duration::from_secs(2))
+            .expect("relayed");
+        check(&p, seq);
+    }
+    // A retransmission is rewritten the same way.
+    let mut nack = [0u8; 32];
+    let n = rtcp::write_nack_lost(&mut nack, 0x1, 0xbbbb, &[11]).unwrap();
+    sub.send_rtcp(&nack[..n]);
+    let p = sub
+        .recv_rtp(Instant::now() + Duration::from_secs(2))
+        .expect("retransmission");
+    check(&p, 11);
 }

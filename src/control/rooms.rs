@@ -10,7 +10,7 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 use super::auth::Grant;
-use crate::datapath::{Command, MediaKind, PublisherRtx, SessionId, TrackId};
+use crate::datapath::{Command, ExtensionRewrite, MediaKind, PublisherRtx, SessionId, TrackId};
 use crate::wire::sdp::{NegotiatedMedia, TRANSPORT_WIDE_CC};
 
 /// What a session does.
@@ -34,7 +34,31 @@ pub struct PublishedTrack {
     pub media: NegotiatedMedia,
 }
 
+/// The MID header extension (RFC 8843 §15.1).
+const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+
 impl PublishedTrack {
+    /// How this track's header extensions become those of `subscriber` (the subscriber's
+    /// answered section): the extensions both negotiated, renumbered; the subscriber's own MID;
+    /// no transport-wide sequence number (the publisher's numbers mean nothing to the
+    /// subscriber, and the relay's transport-cc feedback is for the publisher's link only).
+    pub fn extension_rewrite(&self, subscriber: &NegotiatedMedia) -> ExtensionRewrite {
+        let id_of = |m: &NegotiatedMedia, uri: &str| {
+            m.extensions.iter().find(|e| e.uri == uri).map(|e| e.id)
+        };
+        let ids = self
+            .media
+            .extensions
+            .iter()
+            .filter(|e| e.uri != MID_URI && e.uri != TRANSPORT_WIDE_CC)
+            .filter_map(|e| Some((e.id, id_of(subscriber, &e.uri)?)))
+            .collect();
+        let mid = id_of(&self.media, MID_URI)
+            .zip(id_of(subscriber, MID_URI))
+            .map(|(from, to)| (from, to, subscriber.mid.as_bytes().to_vec()));
+        ExtensionRewrite { ids, mid }
+    }
+
     /// The datapath command that installs this track on its publisher's worker: the relay
     /// NACKs the publisher's missing packets if it accepted `a=rtcp-fb:<pt> nack`, and takes
     /// retransmissions from its RTX stream if RTX was negotiated with an SSRC, and sends
@@ -244,6 +268,44 @@ mod tests {
             (true, None)
         );
         assert_eq!(recovery(&track(&["nack"], Some(97), None)), (true, None));
+    }
+
+    fn ext(id: u8, uri: &str) -> crate::wire::sdp::Extmap {
+        crate::wire::sdp::Extmap {
+            id,
+            uri: uri.into(),
+        }
+    }
+
+    #[test]
+    fn extensions_are_renumbered_for_the_subscriber_with_its_own_mid() {
+        const ABS_SEND_TIME: &str = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time";
+        const TOFFSET: &str = "urn:ietf:params:rtp-hdrext:toffset";
+        // Firefox's numbering on the publisher, Chromium's on the subscriber.
+        let mut publisher = track(&[], None, None);
+        publisher.media.mid = "1".into();
+        publisher.media.extensions = vec![
+            ext(3, MID_URI),
+            ext(4, ABS_SEND_TIME),
+            ext(5, TOFFSET),
+            ext(7, TRANSPORT_WIDE_CC),
+        ];
+        let mut subscriber = track(&[], None, None).media;
+        subscriber.mid = "video-0".into();
+        subscriber.extensions = vec![
+            ext(2, ABS_SEND_TIME),
+            ext(3, TRANSPORT_WIDE_CC),
+            ext(4, MID_URI),
+        ];
+        let x = publisher.extension_rewrite(&subscriber);
+        assert_eq!(
+            x.ids,
+            [(4, 2)],
+            "abs-send-time kept; toffset and transport-cc dropped"
+        );
+        assert_eq!(x.mid, Some((3, 4, b"video-0".to_vec())));
+        subscriber.extensions.retain(|e| e.uri != MID_URI);
+        assert_eq!(publisher.extension_rewrite(&subscriber).mid, None);
     }
 
     #[test]

@@ -73,6 +73,21 @@ pub struct SubscriptionParams {
     /// RFC 4588 retransmission stream `(ssrc, payload type)` the subscriber negotiated; NACKed
     /// packets are resent on it (none: resent as they were, same SSRC and sequence number).
     pub rtx: Option<(u32, u8)>,
+    /// How the publisher's header extensions become the subscriber's (none: passed unchanged).
+    pub extensions: Option<ExtensionRewrite>,
+}
+
+/// The publisher's and the subscriber's header extension numbering differ (each chose its own
+/// `a=extmap` ids, and its own MID values): a Firefox publisher's MID id may be a Chromium
+/// subscriber's transport-cc id, and a MID the subscriber does not know makes it drop the
+/// packet. Forwarded packets carry only the extensions both sides negotiated, renumbered, and
+/// the subscriber's own MID.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ExtensionRewrite {
+    /// `(publisher id, subscriber id)` of the extensions both negotiated; the rest are dropped.
+    pub ids: Vec<(u8, u8)>,
+    /// The publisher's MID extension id, the subscriber's, and the subscriber's MID value.
+    pub mid: Option<(u8, u8, Vec<u8>)>,
 }
 
 impl SubscriptionParams {
@@ -84,6 +99,7 @@ impl SubscriptionParams {
             seq_offset: 0,
             ts_offset: 0,
             rtx: None,
+            extensions: None,
         }
     }
 }
@@ -102,8 +118,33 @@ pub struct Subscription {
 }
 
 impl Subscription {
+    /// Copies the publisher's plaintext `packet` into `out` in the subscriber's numbering and
+    /// header extensions; the length written, or `None` if it is malformed or `out` too small.
+    pub fn copy_rewritten(&self, packet: &[u8], out: &mut [u8]) -> Option<usize> {
+        let n = match &self.params.extensions {
+            None => {
+                out.get_mut(..packet.len())?.copy_from_slice(packet);
+                packet.len()
+            }
+            Some(x) => rtp::copy_translating_extensions(packet, out, |id, data| match &x.mid {
+                Some((from, to, mid)) if *from == id => Some((*to, mid.as_slice())),
+                _ => x
+                    .ids
+                    .iter()
+                    .find(|(from, _)| *from == id)
+                    .map(|&(_, to)| (to, data)),
+            })
+            .ok()?,
+        };
+        if n < rtp::FIXED_HEADER_LEN {
+            return None;
+        }
+        self.rewrite(&mut out[..n]);
+        Some(n)
+    }
+
     /// Rewrites a plaintext copy of the publisher's packet into the subscriber's numbering.
-    pub fn rewrite(&self, packet: &mut [u8]) {
+    fn rewrite(&self, packet: &mut [u8]) {
         if packet.len() < rtp::FIXED_HEADER_LEN {
             return;
         }

@@ -619,13 +619,16 @@ impl Core {
             self.counters.send_queue_full += 1;
             return;
         };
-        out[..cached.len()].copy_from_slice(cached);
-        sub.rewrite(&mut out[..cached.len()]);
+        let room = out.len().saturating_sub(ctx.profile().rtp_overhead());
+        let Some(copied) = sub.copy_rewritten(cached, &mut out[..room]) else {
+            self.counters.nack_misses += 1;
+            return;
+        };
         // With RTX negotiated, the packet goes on the RTX stream with its own sequence number
         // (RFC 4588), so no SRTP packet index is ever used twice. Without, it goes as it was:
         // the index is that of the lost original, which the subscriber never decrypted.
         let len = if sub.params.rtx.is_some() {
-            match sub.rewrite_as_rtx(out, cached.len()) {
+            match sub.rewrite_as_rtx(&mut out[..room], copied) {
                 Some(n) => n,
                 None => {
                     self.counters.nack_misses += 1;
@@ -633,7 +636,7 @@ impl Core {
                 }
             }
         } else {
-            cached.len()
+            copied
         };
         match ctx.protect_rtp(out, len) {
             Ok(n) => {
@@ -1190,20 +1193,17 @@ impl Fanout<'_> {
                     self.counters.send_queue_full += 1;
                     continue;
                 };
-                if out.len() < packet.len() + overhead
-                    || packet.len() < crate::wire::rtp::FIXED_HEADER_LEN
-                {
+                let room = out.len().saturating_sub(overhead);
+                let Some(len) = sub.copy_rewritten(packet, &mut out[..room]) else {
                     self.counters.srtp_errors += 1;
                     continue;
-                }
-                out[..packet.len()].copy_from_slice(packet);
-                sub.rewrite(&mut out[..packet.len()]);
+                };
                 let rtp_ts = u32::from_be_bytes([out[4], out[5], out[6], out[7]]);
-                match ctx.protect_rtp(out, packet.len()) {
+                match ctx.protect_rtp(out, len) {
                     Ok(n) => {
                         tx.commit(n, addr);
                         sub.packets += 1;
-                        sub.octets += (packet.len() - crate::wire::rtp::FIXED_HEADER_LEN) as u64;
+                        sub.octets += (len - crate::wire::rtp::FIXED_HEADER_LEN) as u64;
                         sub.last_rtp_ts = rtp_ts;
                         self.counters.media_out += 1;
                         self.counters.packets_out += 1;

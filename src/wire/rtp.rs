@@ -349,6 +349,84 @@ impl<'a> RtpHeaderMut<'a> {
     }
 }
 
+/// Copies `packet` into `out` with its header extension elements translated by `map`:
+/// `map(id, data)` returns the element to write instead (new id, new data) or `None` to drop it.
+/// The block is written in the one-byte form when every element fits it, else the two-byte
+/// form; with no elements left the X bit is cleared. Fixed header, CSRCs, payload and padding
+/// are copied unchanged. A packet with no extension block (or an unknown profile) is copied as
+/// it is. Returns the length written.
+pub fn copy_translating_extensions<'a: 'b, 'b>(
+    packet: &'a [u8],
+    out: &mut [u8],
+    mut map: impl FnMut(u8, &'a [u8]) -> Option<(u8, &'b [u8])>,
+) -> Result<usize, WireError> {
+    let header = header_len(packet)?;
+    let csrc_end = FIXED_HEADER_LEN + 4 * usize::from(packet[0] & 0x0f);
+    let profile = if packet[0] & 0x10 != 0 {
+        read_u16(packet, csrc_end).ok_or(WireError::TooShort)?
+    } else {
+        0
+    };
+    if packet[0] & 0x10 == 0 || ExtensionForm::from_profile(profile).is_none() {
+        let dst = out
+            .get_mut(..packet.len())
+            .ok_or(WireError::BufferTooSmall)?;
+        dst.copy_from_slice(packet);
+        return Ok(packet.len());
+    }
+    let elements = || ExtensionIter::new(profile, &packet[csrc_end + 4..header]);
+    // First pass: what survives, and whether the one-byte form can carry it.
+    let mut one_byte = true;
+    let mut any = false;
+    for element in elements() {
+        let (id, data) = element?;
+        if let Some((to, data)) = map(id, data) {
+            any = true;
+            one_byte &= (1..=14).contains(&to) && (1..=16).contains(&data.len());
+            if data.len() > 255 || to == 0 {
+                return Err(WireError::InvalidInput);
+            }
+        }
+    }
+    write_at(out, 0, &packet[..csrc_end])?;
+    let mut pos = csrc_end;
+    if any {
+        let block_start = pos;
+        pos += 4;
+        for element in elements() {
+            let (id, data) = element?;
+            let Some((to, data)) = map(id, data) else {
+                continue;
+            };
+            if one_byte {
+                write_at(out, pos, &[(to << 4) | (data.len() as u8 - 1)])?;
+                pos += 1;
+            } else {
+                write_at(out, pos, &[to, data.len() as u8])?;
+                pos += 2;
+            }
+            write_at(out, pos, data)?;
+            pos += data.len();
+        }
+        while (pos - block_start) % 4 != 0 {
+            write_at(out, pos, &[0])?;
+            pos += 1;
+        }
+        let form = if one_byte {
+            ONE_BYTE_PROFILE
+        } else {
+            TWO_BYTE_PROFILE
+        };
+        let words = ((pos - block_start - 4) / 4) as u16;
+        write_at(out, block_start, &form.to_be_bytes())?;
+        write_at(out, block_start + 2, &words.to_be_bytes())?;
+    } else {
+        out[0] &= !0x10;
+    }
+    write_at(out, pos, &packet[header..])?;
+    Ok(pos + packet.len() - header)
+}
+
 /// Writes an RTP packet into a caller buffer. Fields are public; start from `Default`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RtpBuilder<'a> {
@@ -634,5 +712,76 @@ mod tests {
             let _ = ExtensionIter::new(ONE_BYTE_PROFILE, &buf).count();
             let _ = ExtensionIter::new(TWO_BYTE_PROFILE, &buf).count();
         }
+    }
+
+    #[test]
+    fn translating_extensions_renumbers_replaces_and_drops() {
+        // One-byte block: id 3 = mid "1", id 4 = 3 bytes, id 5 = 2 bytes; CSRC; padding.
+        let mut p = vec![
+            0xb1, 0x60, 0, 9, 0, 0, 0, 7, 0, 0, 0, 1, 0xaa, 0xbb, 0xcc, 0xdd,
+        ];
+        p.extend_from_slice(&[
+            0xbe, 0xde, 0, 3, 0x30, b'1', 0x42, 1, 2, 3, 0x51, 8, 9, 0, 0, 0,
+        ]);
+        p.extend_from_slice(b"payload");
+        p.extend_from_slice(&[0, 0, 3]);
+        let mut out = [0u8; 64];
+        let n = copy_translating_extensions(&p, &mut out, |id, data| match id {
+            3 => Some((9, &b"video-0"[..])),
+            4 => Some((2, data)),
+            _ => None,
+        })
+        .unwrap();
+        let q = RtpPacket::parse(&out[..n]).unwrap();
+        assert_eq!(q.csrcs().collect::<Vec<_>>(), [0xaabb_ccdd]);
+        let ext: Vec<_> = q.extensions().map(|e| e.unwrap()).collect();
+        assert_eq!(ext, [(9, &b"video-0"[..]), (2, &[1, 2, 3][..])]);
+        assert_eq!(q.extension().unwrap().profile, ONE_BYTE_PROFILE);
+        assert_eq!(q.payload(), b"payload");
+        assert_eq!(q.padding_len(), 3);
+        assert_eq!(
+            &out[..12],
+            &{
+                let mut h = p[..12].to_vec();
+                h[0] = 0xb1;
+                h
+            }[..]
+        );
+
+        // An id over 14 needs the two-byte form.
+        let n =
+            copy_translating_extensions(&p, &mut out, |id, data| (id == 4).then_some((20, data)))
+                .unwrap();
+        let q = RtpPacket::parse(&out[..n]).unwrap();
+        assert_eq!(q.extension().unwrap().profile, TWO_BYTE_PROFILE);
+        assert_eq!(
+            q.extensions().map(|e| e.unwrap()).collect::<Vec<_>>(),
+            [(20, &[1, 2, 3][..])]
+        );
+
+        // Nothing kept: no block, X cleared.
+        let n = copy_translating_extensions(&p, &mut out, |_, _| None).unwrap();
+        let q = RtpPacket::parse(&out[..n]).unwrap();
+        assert!(!q.has_extension());
+        assert_eq!(n, 16 + 7 + 3);
+        assert_eq!(q.payload(), b"payload");
+    }
+
+    #[test]
+    fn translating_extensions_never_panics() {
+        let mut p = vec![0x90, 0x60, 0, 9, 0, 0, 0, 7, 0, 0, 0, 1];
+        p.extend_from_slice(&[0xbe, 0xde, 0, 2, 0x32, 1, 2, 3, 0x10, 5, 0, 0]);
+        p.extend_from_slice(b"xy");
+        let mut out = [0u8; 64];
+        for cut in 0..=p.len() {
+            let _ = copy_translating_extensions(&p[..cut], &mut out, |id, d| Some((id, d)));
+        }
+        for room in 0..p.len() {
+            assert!(
+                copy_translating_extensions(&p, &mut out[..room], |id, d| Some((id, d))).is_err()
+            );
+        }
+        let n = copy_translating_extensions(&p, &mut out, |id, d| Some((id, d))).unwrap();
+        assert_eq!(&out[..n], &p[..], "identity map copies the packet");
     }
 }
