@@ -10,6 +10,9 @@ command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 # A real browser opens the demo page (tests/browser-*.rs): Debian's Chromium, driven headless by
 # playwright-core from npm (pinned in tests/browser/package-lock.json).
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+# And Debian's Firefox ESR beside it (tests/browser-firefox-chromium.rs), driven over WebDriver
+# BiDi by puppeteer-core (pinned in the same lockfile).
+[ -x /usr/bin/firefox-esr ] || need_apt+=(firefox-esr)
 command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
@@ -22,6 +25,11 @@ if [ "$node_major" -lt 20 ]; then
     echo "test-all: playwright-core needs Node.js 20 or later, found $(node --version)" >&2
     exit 1
 fi
-[ -d tests/browser/node_modules ] || npm ci --prefix tests/browser
+for pkg in playwright-core puppeteer-core; do
+    if [ ! -f "tests/browser/node_modules/$pkg/package.json" ]; then
+        npm ci --prefix tests/browser
+        break
+    fi
+done
 
 cargo test --workspace --locked
