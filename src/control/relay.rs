@@ -506,7 +506,7 @@ impl Relay {
                 seq_offset: 0,
                 ts_offset: 0,
                 rtx: m.rtx_ssrc.zip(m.codec.rtx),
-                extensions: Some(t.extension_rewrite(m)),
+                extensions: t.extension_rewrite(m),
             };
             subscriptions.push((
                 TrackRef {

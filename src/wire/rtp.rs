@@ -374,57 +374,93 @@ pub fn copy_translating_extensions<'a: 'b, 'b>(
         dst.copy_from_slice(packet);
         return Ok(packet.len());
     }
-    let elements = || ExtensionIter::new(profile, &packet[csrc_end + 4..header]);
-    // First pass: what survives, and whether the one-byte form can carry it.
-    let mut one_byte = true;
-    let mut any = false;
-    for element in elements() {
-        let (id, data) = element?;
-        if let Some((to, data)) = map(id, data) {
-            any = true;
-            one_byte &= (1..=14).contains(&to) && (1..=16).contains(&data.len());
-            if data.len() > 255 || to == 0 {
-                return Err(WireError::InvalidInput);
-            }
-        }
-    }
+    let data = &packet[csrc_end + 4..header];
     write_at(out, 0, &packet[..csrc_end])?;
-    let mut pos = csrc_end;
-    if any {
-        let block_start = pos;
-        pos += 4;
-        for element in elements() {
-            let (id, data) = element?;
-            let Some((to, data)) = map(id, data) else {
-                continue;
-            };
-            if one_byte {
-                write_at(out, pos, &[(to << 4) | (data.len() as u8 - 1)])?;
-                pos += 1;
-            } else {
-                write_at(out, pos, &[to, data.len() as u8])?;
-                pos += 2;
-            }
-            write_at(out, pos, data)?;
-            pos += data.len();
+    // The one-byte form in one pass; the two-byte form only if an element does not fit it.
+    let block = match write_elements(
+        ExtensionForm::OneByte,
+        profile,
+        data,
+        out,
+        csrc_end,
+        &mut map,
+    )? {
+        Some(end) => Some((end, ONE_BYTE_PROFILE)),
+        None => write_elements(
+            ExtensionForm::TwoByte,
+            profile,
+            data,
+            out,
+            csrc_end,
+            &mut map,
+        )?
+        .map(|end| (end, TWO_BYTE_PROFILE)),
+    };
+    let pos = match block {
+        Some((end, form)) if end > csrc_end + 4 => {
+            let padded = csrc_end + 4 + (end - csrc_end - 4).div_ceil(4) * 4;
+            out.get_mut(end..padded)
+                .ok_or(WireError::BufferTooSmall)?
+                .fill(0);
+            let words = ((padded - csrc_end - 4) / 4) as u16;
+            write_at(out, csrc_end, &form.to_be_bytes())?;
+            write_at(out, csrc_end + 2, &words.to_be_bytes())?;
+            padded
         }
-        while (pos - block_start) % 4 != 0 {
-            write_at(out, pos, &[0])?;
-            pos += 1;
+        _ => {
+            out[0] &= !0x10;
+            csrc_end
         }
-        let form = if one_byte {
-            ONE_BYTE_PROFILE
-        } else {
-            TWO_BYTE_PROFILE
-        };
-        let words = ((pos - block_start - 4) / 4) as u16;
-        write_at(out, block_start, &form.to_be_bytes())?;
-        write_at(out, block_start + 2, &words.to_be_bytes())?;
-    } else {
-        out[0] &= !0x10;
-    }
+    };
     write_at(out, pos, &packet[header..])?;
     Ok(pos + packet.len() - header)
+}
+
+/// Writes the translated elements of extension `data` in `form` after a 4-byte block header at
+/// `block`; the end of the last element, or `None` if `form` is one-byte and an element does
+/// not fit it.
+fn write_elements<'a: 'b, 'b>(
+    form: ExtensionForm,
+    profile: u16,
+    data: &'a [u8],
+    out: &mut [u8],
+    block: usize,
+    map: &mut impl FnMut(u8, &'a [u8]) -> Option<(u8, &'b [u8])>,
+) -> Result<Option<usize>, WireError> {
+    let mut pos = block + 4;
+    for element in ExtensionIter::new(profile, data) {
+        let (id, data) = element?;
+        let Some((to, value)) = map(id, data) else {
+            continue;
+        };
+        if to == 0 || value.len() > 255 {
+            return Err(WireError::InvalidInput);
+        }
+        let len = value.len() as u8;
+        let dst = match form {
+            ExtensionForm::OneByte => {
+                if to > 14 || !(1..=16).contains(&len) {
+                    return Ok(None);
+                }
+                let dst = out
+                    .get_mut(pos..pos + 1 + value.len())
+                    .ok_or(WireError::BufferTooSmall)?;
+                dst[0] = (to << 4) | (len - 1);
+                &mut dst[1..]
+            }
+            ExtensionForm::TwoByte => {
+                let dst = out
+                    .get_mut(pos..pos + 2 + value.len())
+                    .ok_or(WireError::BufferTooSmall)?;
+                dst[0] = to;
+                dst[1] = len;
+                &mut dst[2..]
+            }
+        };
+        dst.copy_from_slice(value);
+        pos += value.len() + if form == ExtensionForm::OneByte { 1 } else { 2 };
+    }
+    Ok(Some(pos))
 }
 
 /// Writes an RTP packet into a caller buffer. Fields are public; start from `Default`.
