@@ -703,7 +703,9 @@ impl Core {
                 continue;
             };
             let Some(out) = tx.slot() else {
+                // The rest next turn, once this turn's sends are out.
                 self.counters.send_queue_full += 1;
+                self.next_nack = Some(now);
                 return;
             };
             let Ok(len) =
