@@ -14,7 +14,7 @@ mod browser_support;
 use std::net::{IpAddr, UdpSocket};
 use std::path::Path;
 
-use browser_support::{page_url, run_script, start_relay_with};
+use browser_support::{metric, page_url, run_script, start_relay_with};
 
 /// The address this host would send from to the outside (no packet is sent).
 fn host_address() -> IpAddr {
@@ -46,5 +46,8 @@ async fn firefox_and_chromium_decode_each_others_video() {
     println!("relay: {counters:?}");
     assert!(counters.media_out >= 60, "{counters:?}");
     assert_eq!(counters.auth_failures, 0, "{counters:?}");
+    // Firefox's two sessions and Chromium's two, all on Tern's first choice.
+    let gcm = r#"tern_srtp_sessions_total{profile="AEAD_AES_128_GCM"}"#;
+    assert_eq!(metric(&running, gcm).await, 4, "{gcm}");
     running.stop().await;
 }
