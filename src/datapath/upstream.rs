@@ -77,15 +77,24 @@ impl LossTracker {
             let gap = ext - highest - 1;
             if gap > CAPACITY as u64 {
                 self.lost += gap;
-            } else {
-                for seq in highest + 1..ext {
-                    self.push(Missing {
-                        seq,
-                        nacks: 0,
-                        next: now,
-                    });
-                }
+                return Arrival::Newest;
             }
+            // A full table gives up its oldest entries, all in one move.
+            let gap = gap as usize;
+            let overflow = (self.len + gap).saturating_sub(CAPACITY);
+            if overflow > 0 {
+                self.missing.copy_within(overflow..self.len, 0);
+                self.len -= overflow;
+                self.lost += overflow as u64;
+            }
+            for (i, seq) in (highest + 1..ext).enumerate() {
+                self.missing[self.len + i] = Missing {
+                    seq,
+                    nacks: 0,
+                    next: now,
+                };
+            }
+            self.len += gap;
             return Arrival::Newest;
         }
         match self.position(ext) {
@@ -144,16 +153,6 @@ impl LossTracker {
 
     fn position(&self, ext: u64) -> Option<usize> {
         self.missing[..self.len].iter().position(|m| m.seq == ext)
-    }
-
-    /// Appends (entries stay in sequence order); a full table gives up its oldest entry.
-    fn push(&mut self, m: Missing) {
-        if self.len == CAPACITY {
-            self.remove(0);
-            self.lost += 1;
-        }
-        self.missing[self.len] = m;
-        self.len += 1;
     }
 
     fn remove(&mut self, i: usize) {
@@ -272,6 +271,11 @@ mod tests {
         assert!(t.is_missing(4) && t.is_missing(highest - 1));
         let mut out = [0; CAPACITY];
         assert_eq!(t.due(now, &mut out), CAPACITY);
+        // A gap of exactly CAPACITY on a full table replaces every entry.
+        t.on_packet(highest + CAPACITY as u64 + 1, Some(highest), now);
+        assert_eq!(t.take_lost(), CAPACITY as u64);
+        assert!(!t.is_missing(highest - 1));
+        assert!(t.is_missing(highest + 1) && t.is_missing(highest + CAPACITY as u64));
     }
 
     fn rtx_packet(osn: u16, payload: &[u8], pad: u8) -> Vec<u8> {
