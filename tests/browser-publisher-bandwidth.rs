@@ -23,15 +23,17 @@ async fn a_chromium_publisher_is_not_held_at_its_start_rate() {
     assert!(counters.transport_feedback >= 20, "{counters:?}");
     let estimate = sender["estimate_kbps"].as_u64().unwrap_or(0);
     let target = sender["target_kbps"].as_u64().unwrap_or(0);
+    // Thresholds well below what an idle machine shows (3.6 Mbit/s, 1.7 Mbit/s, 640x480) and
+    // well above what Chromium does without feedback (84 and 30 kbit/s), so a busy CI machine
+    // (where Chromium may also scale down for "cpu") still tells the two apart.
     assert!(
-        estimate >= 1_000,
+        estimate >= 500,
         "Chromium's bandwidth estimate: {estimate} kbit/s; {sender}"
     );
     assert!(
-        target >= 500,
+        target >= 250,
         "the encoder's target: {target} kbit/s; {sender}"
     );
-    assert_eq!(sender["width"], 640, "full resolution: {sender}");
     assert_ne!(sender["limitation"], "bandwidth", "{sender}");
     running.stop().await;
 }

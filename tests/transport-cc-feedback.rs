@@ -91,7 +91,7 @@ fn a_publisher_gets_transport_cc_feedback_for_what_arrived() {
         publisher.send_plain_rtp(packet(1000 + i as u16, t));
         std::thread::sleep(Duration::from_millis(2));
     }
-    let statuses = statuses_until(&mut publisher, Instant::now() + Duration::from_millis(400));
+    let statuses = statuses_until(&mut publisher, Instant::now() + Duration::from_millis(800));
     let mut expected: Vec<(u16, bool)> = (65_530..=65_535).map(|t| (t, true)).collect();
     expected.extend((0..10).map(|t| (t, t != 3)));
     assert_eq!(

@@ -124,7 +124,7 @@ fn a_lost_packet_is_nacked_upstream_and_its_rtx_reaches_the_subscriber() {
     send_with_holes(&mut room, &[1003, 1005]);
     let first = first_nack(
         &mut room.publisher,
-        Instant::now() + Duration::from_millis(45),
+        Instant::now() + Duration::from_millis(500),
     );
     assert_eq!(
         first,
@@ -199,7 +199,7 @@ fn a_plain_resend_of_the_same_sequence_number_recovers_too() {
     send_with_holes(&mut room, &[1004]);
     let nack = first_nack(
         &mut room.publisher,
-        Instant::now() + Duration::from_millis(45),
+        Instant::now() + Duration::from_millis(500),
     );
     assert_eq!(nack, vec![1004]);
     room.publisher
@@ -210,12 +210,12 @@ fn a_plain_resend_of_the_same_sequence_number_recovers_too() {
         .expect("the resend reaches the subscriber");
     assert_eq!(u16::from_be_bytes([p[2], p[3]]), 1004);
     assert_eq!(&p[12..], b"part 1004");
-    // Asked for at most once more (if the resend took > 50 ms), then never again.
+    // Asked for again only while the resend was on its way (50 ms apart), then never again.
     let retries = nacks_until(
         &mut room.publisher,
         Instant::now() + Duration::from_millis(300),
     );
-    assert!(retries.len() <= 1, "{retries:?}");
+    assert!(retries.len() <= 2, "{retries:?}");
     let c = room.dp.total_counters();
     assert_eq!((c.upstream_recovered, c.upstream_lost), (1, 0));
 }
