@@ -22,6 +22,11 @@ const USAGE: &str = "usage: tern <command>
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // `tern <command> --help` (or -h) prints the usage, like `tern help`.
+    if args.len() > 1 && args[1..].iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
     match args.first().map(String::as_str) {
         Some("serve") => serve(&args[1..]),
         Some("check-config") => check_config(&args[1..]),
