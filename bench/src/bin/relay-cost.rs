@@ -10,12 +10,16 @@
 //! CPU time comes from `/proc/<pid>/task/<tid>/schedstat` (ns on CPU) of the threads doing the
 //! work; the packet source runs on its own thread and is not counted. `--json` prints one object
 //! per line: {"impl","profile","fanout","cpu_ns_per_egress"}. `--quick` sends fewer packets.
+//! `--extensions`: every packet carries a Chromium-like header extension block (abs-send-time,
+//! transport-wide sequence number, MID) and Tern's subscribers number extensions differently
+//! from the publisher, so each copy is renumbered (`copy_translating_extensions`).
 
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tern::datapath::{
-    Command, Datapath, DatapathConfig, IoMode, MediaKind, Placement, SessionKeys,
+    Command, Datapath, DatapathConfig, ExtensionRewrite, IoMode, MediaKind, Placement, SessionKeys,
     SubscriptionParams, TrackRef,
 };
 use tern::ice::IceCredentials;
@@ -25,6 +29,12 @@ use tern_bench::{machine_summary, thread_cpu_ns, webrtc_profile, worker_tids};
 const PAYLOAD: usize = 1200 - 12;
 /// Packets per video frame burst.
 const FRAME: usize = 8;
+/// `--extensions`: packets carry this block (one-byte form: abs-send-time as id 2, the
+/// transport-wide sequence number as 3, MID "1" as 4), taken out of the payload.
+static EXTENSIONS: AtomicBool = AtomicBool::new(false);
+const EXTENSION_BLOCK: [u8; 16] = [
+    0xbe, 0xde, 0, 3, 0x22, 1, 2, 3, 0x31, 0, 9, 0x40, b'1', 0, 0, 0,
+];
 
 struct Args {
     json: bool,
@@ -33,6 +43,7 @@ struct Args {
     profiles: Vec<Profile>,
     /// Egress packets per second the source aims for (default 200k: a busy worker).
     rate: u64,
+    extensions: bool,
 }
 
 fn parse_args() -> Args {
@@ -42,12 +53,14 @@ fn parse_args() -> Args {
         fanouts: vec![1, 10, 50, 200],
         profiles: vec![Profile::AeadAes128Gcm, Profile::Aes128CmHmacSha1_80],
         rate: 200_000,
+        extensions: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--json" => a.json = true,
             "--quick" => a.quick = true,
+            "--extensions" => a.extensions = true,
             "--fanout" => {
                 let v = it.next().unwrap_or_default();
                 a.fanouts = v.split(',').filter_map(|x| x.trim().parse().ok()).collect();
@@ -80,7 +93,7 @@ fn parse_args() -> Args {
                     });
             }
             other => {
-                eprintln!("relay-cost: unknown argument '{other}' (use --json, --quick, --fanout L, --profile P, --rate N)");
+                eprintln!("relay-cost: unknown argument '{other}' (use --json, --quick, --fanout L, --profile P, --rate N, --extensions)");
                 std::process::exit(2);
             }
         }
@@ -94,8 +107,16 @@ fn rtp(seq: u16, payload: &[u8], buf: &mut [u8]) -> usize {
     buf[2..4].copy_from_slice(&seq.to_be_bytes());
     buf[4..8].copy_from_slice(&(u32::from(seq) * 90).to_be_bytes());
     buf[8..12].copy_from_slice(&0xabcdu32.to_be_bytes());
-    buf[12..12 + payload.len()].copy_from_slice(payload);
-    12 + payload.len()
+    let mut at = 12;
+    let mut payload = payload;
+    if EXTENSIONS.load(Ordering::Relaxed) {
+        buf[0] |= 0x10;
+        buf[12..28].copy_from_slice(&EXTENSION_BLOCK);
+        at = 28;
+        payload = &payload[EXTENSION_BLOCK.len()..];
+    }
+    buf[at..at + payload.len()].copy_from_slice(payload);
+    at + payload.len()
 }
 
 /// The floor: seal + sendto per egress packet, on this thread.
@@ -348,7 +369,16 @@ fn tern(profile: Profile, workers: usize, fanout: usize, egress_target: usize, r
             i % workers,
             100 + i as u64,
             track,
-            SubscriptionParams::with_ssrc(0x5000 + i as u32),
+            SubscriptionParams {
+                // Another numbering and MID than the publisher's: every copy is renumbered.
+                extensions: EXTENSIONS
+                    .load(Ordering::Relaxed)
+                    .then(|| ExtensionRewrite {
+                        ids: vec![(2, 5)],
+                        mid: Some((4, 3, b"video-0".to_vec())),
+                    }),
+                ..SubscriptionParams::with_ssrc(0x5000 + i as u32)
+            },
         )
         .expect("subscribe");
     }
@@ -400,6 +430,7 @@ fn core_ids() -> Vec<usize> {
 
 fn main() {
     let args = parse_args();
+    EXTENSIONS.store(args.extensions, Ordering::Relaxed);
     let egress = if args.quick { 20_000 } else { 100_000 };
     let reps = if args.quick { 1 } else { 3 };
     let mut rows = Vec::new();
@@ -430,6 +461,9 @@ fn main() {
     }
     if !args.json {
         println!("# relay-cost: {}", machine_summary());
+        if args.extensions {
+            println!("# --extensions: Tern renumbers every copy's header extensions");
+        }
         println!(
             "{:<24} {:>6} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9}",
             "profile",
