@@ -6,6 +6,7 @@
 //! last report is dropped (it was reported lost; the sender copes); a jump past the window
 //! reports what did not fit as lost.
 
+use crate::srtp::estimate_index;
 use crate::wire::twcc::{self, Written, MAX_STATUSES};
 use crate::wire::WireError;
 
@@ -41,13 +42,12 @@ impl TransportArrivals {
     /// Packet `seq` (16 bits, as on the wire) arrived at `at_us`. False if it came too late to
     /// be reported.
     pub fn record(&mut self, seq: u16, at_us: i64) -> bool {
-        let ext = match self.highest {
-            None => {
-                self.next = u64::from(seq);
-                u64::from(seq)
-            }
-            Some(h) => unwrap(h, seq),
+        let Some(ext) = estimate_index(self.highest, seq) else {
+            return false;
         };
+        if self.highest.is_none() {
+            self.next = ext;
+        }
         if ext < self.next {
             return false;
         }
@@ -106,18 +106,6 @@ impl TransportArrivals {
 
 fn slot(ext: u64) -> usize {
     (ext % WINDOW as u64) as usize
-}
-
-/// The extended sequence number nearest `highest` whose low 16 bits are `seq`.
-fn unwrap(highest: u64, seq: u16) -> u64 {
-    let candidate = (highest & !0xffff) | u64::from(seq);
-    if candidate + 0x8000 < highest {
-        candidate + 0x1_0000
-    } else if candidate > highest + 0x8000 && candidate >= 0x1_0000 {
-        candidate - 0x1_0000
-    } else {
-        candidate
-    }
 }
 
 #[cfg(test)]
