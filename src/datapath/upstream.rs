@@ -173,9 +173,13 @@ pub struct PublisherRtx {
 /// The original sequence number (OSN) an RTX packet carries, or `None` for a packet with no
 /// room for one (a padding-only bandwidth probe, or malformed).
 pub fn rtx_osn(packet: &[u8]) -> Option<u16> {
+    osn_and_header_len(packet).map(|(osn, _)| osn)
+}
+
+fn osn_and_header_len(packet: &[u8]) -> Option<(u16, usize)> {
     let p = RtpPacket::parse(packet).ok()?;
     match p.payload() {
-        [a, b, ..] => Some(u16::from_be_bytes([*a, *b])),
+        [a, b, ..] => Some((u16::from_be_bytes([*a, *b]), p.header_len())),
         _ => None,
     }
 }
@@ -184,9 +188,7 @@ pub fn rtx_osn(packet: &[u8]) -> Option<u16> {
 /// payload type of the primary stream, the OSN as sequence number, the OSN bytes removed.
 /// Marker, timestamp, extensions and padding stay. Returns the new length.
 pub fn unwrap_rtx(buf: &mut [u8], len: usize, primary: u32, apt: u8) -> Option<usize> {
-    let packet = buf.get(..len)?;
-    let osn = rtx_osn(packet)?;
-    let header = RtpPacket::parse(packet).ok()?.header_len();
+    let (osn, header) = osn_and_header_len(buf.get(..len)?)?;
     buf.copy_within(header + 2..len, header);
     let mut h = RtpHeaderMut::new(&mut buf[..len - 2]).ok()?;
     h.set_ssrc(primary);
