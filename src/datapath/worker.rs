@@ -144,8 +144,8 @@ pub(crate) fn run(setup: WorkerSetup) {
         let local_egress = core.egress;
         core.drain_rings(&mut io);
         core.handle_commands(&commands, &mut io.tx, now);
-        if core.next_nack.is_some_and(|t| Instant::now() >= t) {
-            core.nack_publishers(&mut io.tx, Instant::now());
+        if core.next_nack.is_some_and(|t| now >= t) {
+            core.nack_publishers(&mut io.tx, now);
         }
         if now >= next_feedback {
             next_feedback = now + FEEDBACK_EVERY;
