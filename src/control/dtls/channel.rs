@@ -24,12 +24,12 @@ type UtilResult<T> = Result<T, webrtc_util::Error>;
 /// DTLS record content types (RFC 6347 §4.1).
 const CHANGE_CIPHER_SPEC: u8 = 20;
 const ALERT: u8 = 21;
-const HANDSHAKE: u8 = 22;
+pub(super) const HANDSHAKE: u8 = 22;
 const APPLICATION_DATA: u8 = 23;
 /// Handshake message types.
 const CLIENT_HELLO: u8 = 1;
 const HELLO_VERIFY_REQUEST: u8 = 3;
-const RECORD_HEADER: usize = 13;
+pub(super) const RECORD_HEADER: usize = 13;
 
 /// A client that retransmits a whole flight may send it in several datagrams: answer the burst
 /// once.
@@ -37,15 +37,17 @@ const RESEND_SPACING: Duration = Duration::from_millis(100);
 
 /// One DTLS record as the headers show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct RecordInfo {
+pub(crate) struct RecordInfo<'a> {
     pub content_type: u8,
     pub epoch: u16,
     /// For epoch-0 handshake records: the message type, message sequence and fragment offset.
     pub handshake: Option<(u8, u16, u32)>,
+    /// The record's body (after the 13-byte record header).
+    pub body: &'a [u8],
 }
 
 /// The records of a datagram, stopping at the first truncated one.
-pub(crate) fn records(mut d: &[u8]) -> impl Iterator<Item = RecordInfo> + '_ {
+pub(crate) fn records(mut d: &[u8]) -> impl Iterator<Item = RecordInfo<'_>> + '_ {
     std::iter::from_fn(move || {
         if d.len() < RECORD_HEADER {
             return None;
@@ -64,6 +66,7 @@ pub(crate) fn records(mut d: &[u8]) -> impl Iterator<Item = RecordInfo> + '_ {
             content_type,
             epoch,
             handshake,
+            body,
         })
     })
 }

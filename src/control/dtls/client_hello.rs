@@ -9,6 +9,7 @@
 //! it panic; whatever it cannot read is a `HelloError`, and the caller leaves the choice to the
 //! crate. It never decides whether a handshake is acceptable: the crate parses the hello again.
 
+use super::channel::{records, HANDSHAKE};
 use crate::srtp::Profile;
 
 /// A ClientHello longer than this is not reassembled (Chromium's post-quantum one is 1,413).
@@ -17,10 +18,7 @@ pub const MAX_CLIENT_HELLO: usize = 8192;
 /// Datagrams looked at before giving up on a hello whose fragments never all arrive.
 pub const MAX_DATAGRAMS: usize = 16;
 
-const RECORD_HEADER: usize = 13;
 const HANDSHAKE_HEADER: usize = 12;
-/// DTLS record content type (RFC 6347 §4.1).
-const HANDSHAKE: u8 = 22;
 /// Handshake message type.
 const CLIENT_HELLO: u8 = 1;
 /// The `use_srtp` extension (RFC 5764 §9).
@@ -130,17 +128,11 @@ impl ClientHelloReader {
 
     /// Adds the ClientHello fragments of every epoch-0 handshake record; skips other records,
     /// and stops at a truncated one (the crate drops those too).
-    fn add_datagram(&mut self, mut d: &[u8]) -> Result<(), HelloError> {
-        while let Some((header, rest)) = d.split_first_chunk::<RECORD_HEADER>() {
-            let len = usize::from(u16::from_be_bytes([header[11], header[12]]));
-            let Some((body, rest)) = rest.split_at_checked(len) else {
-                return Ok(());
-            };
-            let epoch = u16::from_be_bytes([header[3], header[4]]);
-            if header[0] == HANDSHAKE && epoch == 0 {
-                self.add_record(body)?;
+    fn add_datagram(&mut self, d: &[u8]) -> Result<(), HelloError> {
+        for record in records(d) {
+            if record.content_type == HANDSHAKE && record.epoch == 0 {
+                self.add_record(record.body)?;
             }
-            d = rest;
         }
         Ok(())
     }
@@ -290,6 +282,7 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::control::dtls::channel::RECORD_HEADER;
 
     /// Datagrams as captured at `DtlsInbox::push`, one per line, hex (tests/fixtures/dtls).
     fn datagrams(hex: &str) -> Vec<Vec<u8>> {
