@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
-use webrtc_client::{check_payload, media_flow_edited, start_relay};
+use webrtc_client::{cam_tokens, check_payload, media_flow_edited, start_relay};
 
 /// The proxy's address for the publisher, the relay media address it forwards to (learnt from
 /// the answer), and how many packets it dropped.
@@ -103,10 +103,7 @@ fn via_proxy(answer: &str, proxy: &LossyProxy) -> String {
 async fn packets_lost_on_the_uplink_reach_the_subscriber_anyway() {
     let running = start_relay(|_| {}).await;
     let base = format!("http://{}", running.http_addr);
-    let minter = running.minter.as_ref().expect("HS256 minter");
-    let day = Duration::from_secs(600);
-    let pub_token = minter.mint("room1", Some("cam"), true, false, "alice", day);
-    let sub_token = minter.mint("room1", Some("cam"), false, true, "bob", day);
+    let (pub_token, sub_token) = cam_tokens(&running);
     // webrtc-rs registers VP8 as payload type 96.
     let proxy = lossy_proxy(96).await;
     let mut flow = media_flow_edited(&base, &pub_token, &sub_token, None, &|answer| {

@@ -40,6 +40,17 @@ pub async fn start_relay(edit: impl FnOnce(&mut Config)) -> RunningServer {
         .expect("relay starts")
 }
 
+/// Ten-minute tokens from the relay's own minter: alice may publish `room1/cam`, bob may
+/// subscribe to it.
+pub fn cam_tokens(running: &RunningServer) -> (String, String) {
+    let minter = running.minter.as_ref().expect("HS256 minter");
+    let ttl = Duration::from_secs(600);
+    (
+        minter.mint("room1", Some("cam"), true, false, "alice", ttl),
+        minter.mint("room1", Some("cam"), false, true, "bob", ttl),
+    )
+}
+
 pub async fn peer(profile: Option<SrtpProtectionProfile>) -> Arc<RTCPeerConnection> {
     // The relay may run in another process: pick the rustls provider here too.
     tern::control::dtls::install_crypto_provider();
@@ -168,32 +179,9 @@ pub fn check_payload(p: &[u8]) -> u32 {
 /// A publisher and a subscriber of `room1/cam` connected through a fresh relay, media flowing
 /// at 100 packets/s; the subscriber's received payloads arrive on `rx`.
 pub async fn media_pair(profile: Option<SrtpProtectionProfile>) -> MediaPair {
-    let mut config = Config::default();
-    config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    config.media.port_base = 0;
-    config.media.placement = tern::config::WorkerPlacement::Unbound;
-    let running = server::start(&config, Some(b"whip-whep-test-secret".to_vec()))
-        .await
-        .expect("relay starts");
+    let running = start_relay(|_| {}).await;
     let base = format!("http://{}", running.http_addr);
-    let minter = running.minter.as_ref().expect("HS256 minter");
-    let pub_token = minter.mint(
-        "room1",
-        Some("cam"),
-        true,
-        false,
-        "alice",
-        Duration::from_secs(600),
-    );
-    let sub_token = minter.mint(
-        "room1",
-        Some("cam"),
-        false,
-        true,
-        "bob",
-        Duration::from_secs(600),
-    );
-
+    let (pub_token, sub_token) = cam_tokens(&running);
     let flow = media_flow(&base, &pub_token, &sub_token, profile).await;
     MediaPair {
         running,
