@@ -15,8 +15,8 @@ use tern::datapath::{
 use tern::wire::rtcp;
 use tern::wire::rtp::RtpPacket;
 
-#[test]
-fn the_subscriber_sees_its_own_numbering() {
+/// Session 1 publishes track 3 (SSRC 0xaaaa); session 2 subscribes to it with `params`.
+fn publisher_and_subscriber(params: SubscriptionParams) -> (Datapath, Peer, Peer) {
     let dp = Datapath::start(DatapathConfig::for_tests(1, IoMode::Auto)).unwrap();
     let mut publisher = Peer::install(&dp, 0, 1, true);
     let mut sub = Peer::install(&dp, 0, 2, true);
@@ -35,6 +35,19 @@ fn the_subscriber_sees_its_own_numbering() {
         },
     )
     .unwrap();
+    let track = TrackRef {
+        id: 3,
+        worker: 0,
+        kind: MediaKind::Video,
+        ssrc: 0xaaaa,
+    };
+    dp.subscribe(0, 2, track, params).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    (dp, publisher, sub)
+}
+
+#[test]
+fn the_subscriber_sees_its_own_numbering() {
     let params = SubscriptionParams {
         ssrc: 0xbbbb,
         payload_types: vec![(96, 102)],
@@ -43,19 +56,7 @@ fn the_subscriber_sees_its_own_numbering() {
         rtx: None,
         extensions: None,
     };
-    dp.subscribe(
-        0,
-        2,
-        TrackRef {
-            id: 3,
-            worker: 0,
-            kind: MediaKind::Video,
-            ssrc: 0xaaaa,
-        },
-        params,
-    )
-    .unwrap();
-    std::thread::sleep(Duration::from_millis(100));
+    let (_dp, mut publisher, mut sub) = publisher_and_subscriber(params);
 
     sub.lose = vec![65535u16.wrapping_add(1000)]; // the subscriber loses what it knows as seq 999
     for seq in [65533u16, 65534, 65535, 0, 1] {
@@ -118,24 +119,6 @@ fn firefox_numbered(seq: u16) -> Vec<u8> {
 
 #[test]
 fn header_extensions_are_renumbered_for_the_subscriber() {
-    let dp = Datapath::start(DatapathConfig::for_tests(1, IoMode::Auto)).unwrap();
-    let mut publisher = Peer::install(&dp, 0, 1, true);
-    let mut sub = Peer::install(&dp, 0, 2, true);
-    publisher.connect();
-    sub.connect();
-    dp.send(
-        0,
-        Command::Publish {
-            session: 1,
-            track: 3,
-            ssrc: 0xaaaa,
-            kind: MediaKind::Video,
-            nack: false,
-            rtx: None,
-            transport_cc: None,
-        },
-    )
-    .unwrap();
     // Chromium's numbering on the subscriber: abs-send-time 2, MID 4 (its section "video-0").
     let params = SubscriptionParams {
         extensions: Some(ExtensionRewrite {
@@ -144,14 +127,7 @@ fn header_extensions_are_renumbered_for_the_subscriber() {
         }),
         ..SubscriptionParams::with_ssrc(0xbbbb)
     };
-    let track = TrackRef {
-        id: 3,
-        worker: 0,
-        kind: MediaKind::Video,
-        ssrc: 0xaaaa,
-    };
-    dp.subscribe(0, 2, track, params).unwrap();
-    std::thread::sleep(Duration::from_millis(100));
+    let (_dp, mut publisher, mut sub) = publisher_and_subscriber(params);
     sub.lose = vec![11];
     for seq in 10..13 {
         publisher.send_plain_rtp(firefox_numbered(seq));

@@ -66,8 +66,8 @@ fn statuses_until(publisher: &mut Peer, deadline: Instant) -> Vec<(u16, bool)> {
     out
 }
 
-#[test]
-fn a_publisher_gets_transport_cc_feedback_for_what_arrived() {
+/// A datapath with one connected publisher of `PUB_SSRC`, transport-cc under `transport_cc`.
+fn publisher(transport_cc: Option<u8>) -> (Datapath, Peer) {
     let dp = Datapath::start(DatapathConfig::for_tests(1, IoMode::Auto)).unwrap();
     let mut publisher = Peer::install(&dp, 0, 1, true);
     publisher.connect();
@@ -80,11 +80,17 @@ fn a_publisher_gets_transport_cc_feedback_for_what_arrived() {
             kind: MediaKind::Video,
             nack: false,
             rtx: None,
-            transport_cc: Some(TWCC_ID),
+            transport_cc,
         },
     )
     .unwrap();
     std::thread::sleep(Duration::from_millis(100));
+    (dp, publisher)
+}
+
+#[test]
+fn a_publisher_gets_transport_cc_feedback_for_what_arrived() {
+    let (dp, mut publisher) = publisher(Some(TWCC_ID));
     // Transport-wide numbers 65530..=65535, 0..=9 (the wrap), with 3 never sent.
     let twcc: Vec<u16> = (65_530..=65_535).chain(0..10).filter(|&t| t != 3).collect();
     for (i, &t) in twcc.iter().enumerate() {
@@ -103,23 +109,7 @@ fn a_publisher_gets_transport_cc_feedback_for_what_arrived() {
 
 #[test]
 fn a_publisher_without_the_extension_gets_none() {
-    let dp = Datapath::start(DatapathConfig::for_tests(1, IoMode::Auto)).unwrap();
-    let mut publisher = Peer::install(&dp, 0, 1, true);
-    publisher.connect();
-    dp.send(
-        0,
-        Command::Publish {
-            session: 1,
-            track: 9,
-            ssrc: PUB_SSRC,
-            kind: MediaKind::Video,
-            nack: false,
-            rtx: None,
-            transport_cc: None,
-        },
-    )
-    .unwrap();
-    std::thread::sleep(Duration::from_millis(100));
+    let (dp, mut publisher) = publisher(None);
     for i in 0..10 {
         publisher.send_plain_rtp(packet(1000 + i, i));
     }
