@@ -80,11 +80,13 @@ impl RunningServer {
         if started.log != config.log {
             restart.push("log");
         }
-        started.auth = config.auth.clone();
-        started.limits.sessions_per_ip = config.limits.sessions_per_ip;
-        started.limits.requests_per_minute = config.limits.requests_per_minute;
-        started.limits.max_subscribers_per_stream = config.limits.max_subscribers_per_stream;
-        started.lifecycle = config.lifecycle.clone();
+        // Everything is now in force but the parts listed above, which wait for a restart.
+        let mut next = config.clone();
+        next.http = started.http.clone();
+        next.media = started.media.clone();
+        next.limits.max_body_bytes = started.limits.max_body_bytes;
+        next.log = started.log.clone();
+        *started = next;
         Ok(restart)
     }
 
