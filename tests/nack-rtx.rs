@@ -30,7 +30,8 @@ fn a_nack_is_answered_on_the_rtx_stream() {
         Command::Publish {
             session: 1,
             track: 9,
-            ssrc: PUB_SSRC,
+            ssrc: Some(PUB_SSRC),
+            by_mid: None,
             kind: MediaKind::Video,
             nack: false,
             rtx: None,
@@ -46,7 +47,6 @@ fn a_nack_is_answered_on_the_rtx_stream() {
         id: 9,
         worker: 0,
         kind: MediaKind::Video,
-        ssrc: PUB_SSRC,
     };
     dp.subscribe(0, 2, track, params).unwrap();
     std::thread::sleep(Duration::from_millis(200));

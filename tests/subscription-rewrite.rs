@@ -27,7 +27,8 @@ fn publisher_and_subscriber(params: SubscriptionParams) -> (Datapath, Peer, Peer
         Command::Publish {
             session: 1,
             track: 3,
-            ssrc: 0xaaaa,
+            ssrc: Some(0xaaaa),
+            by_mid: None,
             kind: MediaKind::Video,
             nack: false,
             rtx: None,
@@ -39,7 +40,6 @@ fn publisher_and_subscriber(params: SubscriptionParams) -> (Datapath, Peer, Peer
         id: 3,
         worker: 0,
         kind: MediaKind::Video,
-        ssrc: 0xaaaa,
     };
     dp.subscribe(0, 2, track, params).unwrap();
     std::thread::sleep(Duration::from_millis(100));

@@ -76,7 +76,8 @@ fn publisher(transport_cc: Option<u8>) -> (Datapath, Peer) {
         Command::Publish {
             session: 1,
             track: 9,
-            ssrc: PUB_SSRC,
+            ssrc: Some(PUB_SSRC),
+            by_mid: None,
             kind: MediaKind::Video,
             nack: false,
             rtx: None,

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
-use webrtc_client::{cam_tokens, check_payload, media_flow_edited, start_relay};
+use webrtc_client::{cam_tokens, check_payload, media_flow_edited, start_relay, Edits};
 
 /// The proxy's address for the publisher, the relay media address it forwards to (learnt from
 /// the answer), and how many packets it dropped.
@@ -106,10 +106,12 @@ async fn packets_lost_on_the_uplink_reach_the_subscriber_anyway() {
     let (pub_token, sub_token) = cam_tokens(&running);
     // webrtc-rs registers VP8 as payload type 96.
     let proxy = lossy_proxy(96).await;
-    let mut flow = media_flow_edited(&base, &pub_token, &sub_token, None, &|answer| {
-        via_proxy(answer, &proxy)
-    })
-    .await;
+    let to_proxy = |answer: &str| via_proxy(answer, &proxy);
+    let edits = Edits {
+        offer: None,
+        answer: Some(&to_proxy),
+    };
+    let mut flow = media_flow_edited(&base, &pub_token, &sub_token, None, &edits).await;
 
     let mut got = BTreeSet::new();
     let until = tokio::time::Instant::now() + Duration::from_secs(5);

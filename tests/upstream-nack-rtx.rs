@@ -37,7 +37,8 @@ fn room(nack: bool, rtx: bool) -> Room {
         Command::Publish {
             session: 1,
             track: 9,
-            ssrc: PUB_SSRC,
+            ssrc: Some(PUB_SSRC),
+            by_mid: None,
             kind: MediaKind::Video,
             nack,
             rtx: rtx.then_some(PublisherRtx {
@@ -52,7 +53,6 @@ fn room(nack: bool, rtx: bool) -> Room {
         id: 9,
         worker: 0,
         kind: MediaKind::Video,
-        ssrc: PUB_SSRC,
     };
     dp.subscribe(0, 2, track, SubscriptionParams::with_ssrc(SUB_SSRC))
         .unwrap();

@@ -347,24 +347,27 @@ impl Relay {
             .map_err(|e| ApiError::new(400, format!("unsupported offer: {e}")))?;
         let mut tracks = Vec::new();
         for m in &answer.media {
-            let Some(ssrc) = m.ssrc else {
-                return Err(ApiError::new(
-                    400,
-                    format!(
-                        "media section '{}' does not signal its SSRC (a=ssrc)",
-                        m.mid
-                    ),
-                ));
-            };
             let Some(kind) = m.kind.datapath() else {
                 continue;
             };
-            tracks.push(PublishedTrack {
+            let track = PublishedTrack {
                 id: self.next_track.fetch_add(1, Ordering::Relaxed),
                 kind,
-                ssrc,
+                ssrc: m.ssrc,
                 media: m.clone(),
-            });
+            };
+            if track.ssrc.is_none() && track.by_mid().is_none() {
+                return Err(ApiError::new(
+                    400,
+                    format!(
+                        "media section '{}' signals neither its SSRC (a=ssrc) nor the MID \
+                         header extension (a=extmap:<id> urn:ietf:params:rtp-hdrext:sdes:mid), \
+                         so its packets could not be told apart",
+                        m.mid
+                    ),
+                ));
+            }
+            tracks.push(track);
         }
         let info = SessionInfo::new(
             id,
@@ -513,7 +516,6 @@ impl Relay {
                     id: t.id,
                     worker: pub_worker,
                     kind: t.kind,
-                    ssrc: t.ssrc,
                 },
                 params,
             ));

@@ -10,7 +10,9 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 use super::auth::Grant;
-use crate::datapath::{Command, ExtensionRewrite, MediaKind, PublisherRtx, SessionId, TrackId};
+use crate::datapath::{
+    Command, ExtensionRewrite, MediaKind, MidBinding, PublisherRtx, SessionId, TrackId,
+};
 use crate::wire::sdp::{NegotiatedMedia, TRANSPORT_WIDE_CC};
 
 /// What a session does.
@@ -28,8 +30,9 @@ pub enum SessionRole {
 pub struct PublishedTrack {
     pub id: TrackId,
     pub kind: MediaKind,
-    /// The publisher's SSRC (from its offer).
-    pub ssrc: u32,
+    /// The publisher's SSRC, if its offer listed one (`a=ssrc`); if not, the worker learns it
+    /// from the MID header extension of the first packets (`by_mid`).
+    pub ssrc: Option<u32>,
     /// What the publisher negotiated: codec, payload types, extensions.
     pub media: NegotiatedMedia,
 }
@@ -72,16 +75,34 @@ impl PublishedTrack {
         Some(ExtensionRewrite { ids, mid })
     }
 
+    /// How the worker finds this track's packets when the offer listed no SSRC: by the MID
+    /// header extension, if it was negotiated. `None` when the SSRC is known, or nothing would
+    /// identify the packets (the offer is then refused).
+    pub fn by_mid(&self) -> Option<MidBinding> {
+        if self.ssrc.is_some() {
+            return None;
+        }
+        let ext = self.media.extensions.iter().find(|e| e.uri == MID_URI)?;
+        Some(MidBinding {
+            ext_id: ext.id,
+            mid: self.media.mid.as_bytes().to_vec(),
+            payload_type: self.media.codec.payload_type,
+            rtx_payload_type: self.media.codec.rtx,
+        })
+    }
+
     /// The datapath command that installs this track on its publisher's worker: the relay
     /// NACKs the publisher's missing packets if it accepted `a=rtcp-fb:<pt> nack`, and takes
-    /// retransmissions from its RTX stream if RTX was negotiated with an SSRC, and sends
-    /// transport-cc feedback if the transport-wide sequence number extension was negotiated.
+    /// retransmissions from its RTX stream if RTX was negotiated with an SSRC (or, with no
+    /// SSRCs in the offer, finds both streams by MID), and sends transport-cc feedback if the
+    /// transport-wide sequence number extension was negotiated.
     pub fn publish_command(&self, session: SessionId) -> Command {
         let codec = &self.media.codec;
         Command::Publish {
             session,
             track: self.id,
             ssrc: self.ssrc,
+            by_mid: self.by_mid(),
             kind: self.kind,
             nack: codec.rtcp_fb.iter().any(|fb| fb == "nack"),
             rtx: self
@@ -218,7 +239,7 @@ mod tests {
         PublishedTrack {
             id: 7,
             kind: MediaKind::Video,
-            ssrc: 0x1111,
+            ssrc: Some(0x1111),
             media: NegotiatedMedia {
                 mid: "0".into(),
                 kind: crate::wire::sdp::MediaKind::Video,
@@ -243,7 +264,8 @@ mod tests {
             Command::Publish {
                 session: 3,
                 track: 7,
-                ssrc: 0x1111,
+                ssrc: Some(0x1111),
+                by_mid: None,
                 nack,
                 rtx,
                 ..
@@ -287,6 +309,34 @@ mod tests {
         crate::wire::sdp::Extmap {
             id,
             uri: uri.into(),
+        }
+    }
+
+    #[test]
+    fn without_an_ssrc_the_track_is_found_by_its_mid_and_payload_types() {
+        let mut t = track(&["nack"], Some(97), None);
+        assert_eq!(t.by_mid(), None, "the offer's SSRC is used when it has one");
+        t.ssrc = None;
+        t.media.ssrc = None;
+        assert_eq!(t.by_mid(), None, "no MID extension: nothing to find it by");
+        t.media.mid = "v1".into();
+        t.media.extensions = vec![ext(2, TRANSPORT_WIDE_CC), ext(9, MID_URI)];
+        let binding = MidBinding {
+            ext_id: 9,
+            mid: b"v1".to_vec(),
+            payload_type: 96,
+            rtx_payload_type: Some(97),
+        };
+        assert_eq!(t.by_mid(), Some(binding.clone()));
+        match t.publish_command(3) {
+            Command::Publish {
+                ssrc: None,
+                by_mid: Some(b),
+                rtx: None,
+                nack: true,
+                ..
+            } => assert_eq!(b, binding),
+            other => panic!("{other:?}"),
         }
     }
 

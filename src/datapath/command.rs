@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use super::session::{MediaKind, SubscriptionParams};
+use super::session::{MediaKind, MidBinding, SubscriptionParams};
 use super::upstream::PublisherRtx;
 use super::{SessionId, TrackId};
 use crate::ice::IceCredentials;
@@ -49,13 +49,15 @@ pub enum Command {
         session: SessionId,
         keys: SessionKeys,
     },
-    /// The session publishes `track` with SSRC `ssrc`. With `nack`, the relay NACKs the packets
-    /// it never received; with `rtx`, it takes the retransmissions from that RTX stream; with
-    /// `transport_cc` (the header extension id), it sends transport-cc feedback.
+    /// The session publishes `track` with SSRC `ssrc`, or, when its offer listed none, with the
+    /// SSRCs of its first packets that carry the MID in `by_mid`. With `nack`, the relay NACKs
+    /// the packets it never received; with `rtx`, it takes the retransmissions from that RTX
+    /// stream; with `transport_cc` (the header extension id), it sends transport-cc feedback.
     Publish {
         session: SessionId,
         track: TrackId,
-        ssrc: u32,
+        ssrc: Option<u32>,
+        by_mid: Option<MidBinding>,
         kind: MediaKind,
         nack: bool,
         rtx: Option<PublisherRtx>,
@@ -67,7 +69,6 @@ pub enum Command {
         track: TrackId,
         origin_worker: usize,
         kind: MediaKind,
-        publisher_ssrc: u32,
         params: SubscriptionParams,
     },
     /// The session no longer receives `track`.

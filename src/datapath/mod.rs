@@ -28,7 +28,7 @@ pub use command::{Command, Event, SessionKeys};
 pub use config::{ConfigError, DatapathConfig, Placement};
 pub use fanout::{PacketPool, Rings, SHARED_PACKET_SIZE};
 pub use io::{IoConfig, IoKind, IoMode};
-pub use session::{ExtensionRewrite, MediaKind, SubscriptionParams};
+pub use session::{ExtensionRewrite, MediaKind, MidBinding, SubscriptionParams};
 pub use stats::{new_latency_histogram as stats_histogram, Counters, WorkerStats};
 pub use upstream::PublisherRtx;
 
@@ -46,8 +46,6 @@ pub struct TrackRef {
     pub worker: usize,
     /// Audio or video.
     pub kind: MediaKind,
-    /// The publisher's SSRC.
-    pub ssrc: u32,
 }
 
 /// Why the datapath could not start or take a command.
@@ -299,12 +297,7 @@ impl Datapath {
         track: TrackRef,
         params: SubscriptionParams,
     ) -> Result<(), DatapathError> {
-        let TrackRef {
-            id,
-            worker,
-            kind,
-            ssrc,
-        } = track;
+        let TrackRef { id, worker, kind } = track;
         self.send(
             sub_worker,
             Command::Subscribe {
@@ -312,7 +305,6 @@ impl Datapath {
                 track: id,
                 origin_worker: worker,
                 kind,
-                publisher_ssrc: ssrc,
                 params,
             },
         )?;

@@ -35,6 +35,8 @@ pub struct Session {
     pub inbound: Vec<(u32, TrackId)>,
     /// Incoming RTX SSRC → (track, primary payload type), for a publisher that negotiated RTX.
     pub inbound_rtx: Vec<(u32, TrackId, u8)>,
+    /// Published tracks whose SSRCs the offer did not list, found by their MID.
+    pub by_mid: Vec<(TrackId, MidBinding)>,
     /// For a publisher that negotiated transport-cc: arrivals to report.
     pub transport_cc: Option<TransportArrivals>,
     /// Tracks this session subscribes to.
@@ -57,6 +59,57 @@ impl Session {
             .find(|(s, _, _)| *s == ssrc)
             .map(|(_, t, apt)| (*t, *apt))
     }
+
+    /// Binds an SSRC no track claims yet, from an authenticated `packet` whose MID header
+    /// extension names a track in `by_mid`: as its primary stream if the payload type is the
+    /// track's codec, as its RTX stream if it is the RTX type. Each stream binds once; a second
+    /// SSRC with the same MID and type (simulcast, or a hostile publisher) stays unknown.
+    pub fn bind_by_mid(&mut self, packet: &[u8], ssrc: u32) -> Option<Inbound> {
+        if self.by_mid.is_empty() {
+            return None;
+        }
+        let pt = packet.get(1)? & 0x7f;
+        let (track, binding) = self.by_mid.iter().find(|(_, b)| {
+            rtp::find_extension(packet, b.ext_id).is_some_and(|mid| mid == b.mid.as_slice())
+        })?;
+        let track = *track;
+        if pt == binding.payload_type && !self.inbound.iter().any(|(_, t)| *t == track) {
+            self.inbound.push((ssrc, track));
+            Some(Inbound::Primary(track))
+        } else if Some(pt) == binding.rtx_payload_type
+            && !self.inbound_rtx.iter().any(|(_, t, _)| *t == track)
+        {
+            let apt = binding.payload_type;
+            self.inbound_rtx.push((ssrc, track, apt));
+            Some(Inbound::Rtx(track, apt))
+        } else {
+            None
+        }
+    }
+}
+
+/// How a publisher's packets are found when its offer listed no SSRCs (RFC 8843 §9.2): by the
+/// MID header extension, which the publisher sends at least until the relay's receiver reports
+/// acknowledge the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MidBinding {
+    /// The MID extension's id in the publisher's numbering.
+    pub ext_id: u8,
+    /// The section's `a=mid` value.
+    pub mid: Vec<u8>,
+    /// The negotiated codec's payload type: packets of it bind the primary stream.
+    pub payload_type: u8,
+    /// The RTX payload type, when RTX was negotiated: packets of it bind the RTX stream.
+    pub rtx_payload_type: Option<u8>,
+}
+
+/// What a newly bound SSRC carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inbound {
+    /// The track's primary stream.
+    Primary(TrackId),
+    /// The track's RTX stream, and the primary payload type.
+    Rtx(TrackId, u8),
 }
 
 /// How a subscriber sees a track: its own SSRC, payload types, sequence and timestamp space.
@@ -242,8 +295,9 @@ impl RetransmitCache {
 pub struct Track {
     pub kind: MediaKind,
     pub origin: Origin,
-    /// The publisher's SSRC for this track.
-    pub publisher_ssrc: u32,
+    /// The publisher's SSRC for this track, once known here (from its offer, or from its first
+    /// packet for an offer without SSRCs; never on a worker that only subscribes).
+    pub publisher_ssrc: Option<u32>,
     pub subscribers: Vec<Subscription>,
     /// Workers (bit i = worker i) that have subscribers and get each packet on a ring.
     pub remote_workers: u64,
@@ -258,11 +312,11 @@ pub struct Track {
 
 impl Track {
     /// A track with no subscribers yet and an empty retransmission cache of `nack_cache` packets.
-    pub fn new(kind: MediaKind, origin: Origin, publisher_ssrc: u32, nack_cache: usize) -> Self {
+    pub fn new(kind: MediaKind, origin: Origin, nack_cache: usize) -> Self {
         Self {
             kind,
             origin,
-            publisher_ssrc,
+            publisher_ssrc: None,
             subscribers: Vec::new(),
             remote_workers: 0,
             cache: RetransmitCache::new(nack_cache),
@@ -300,6 +354,96 @@ mod tests {
         p.extend_from_slice(body);
         p.extend_from_slice(&[0, 0, 3]); // padding
         p
+    }
+
+    fn publisher(by_mid: Vec<(TrackId, MidBinding)>) -> Session {
+        Session {
+            id: 1,
+            ice: IceCredentials {
+                local_ufrag: "relay".into(),
+                local_pwd: "relay-password-relay-password".into(),
+                remote_ufrag: "peer".into(),
+            },
+            consent: Consent::new(Instant::now(), std::time::Duration::from_secs(30)),
+            addr: None,
+            srtp_rx: None,
+            srtp_tx: None,
+            inbound: Vec::new(),
+            inbound_rtx: Vec::new(),
+            by_mid,
+            transport_cc: None,
+            subscribed: Vec::new(),
+        }
+    }
+
+    /// An RTP packet of SSRC `ssrc` and payload type `pt` whose one-byte extension `id` holds
+    /// `mid`.
+    fn with_mid(ssrc: u32, pt: u8, id: u8, mid: &[u8]) -> Vec<u8> {
+        let mut p = vec![0x90, pt, 0, 1, 0, 0, 0, 0];
+        p.extend_from_slice(&ssrc.to_be_bytes());
+        let words = (1 + mid.len()).div_ceil(4);
+        p.extend_from_slice(&[0xbe, 0xde, 0, words as u8]);
+        p.push((id << 4) | (mid.len() as u8 - 1));
+        p.extend_from_slice(mid);
+        p.resize(16 + 4 * words, 0);
+        p.extend_from_slice(b"payload");
+        p
+    }
+
+    fn binding(mid: &[u8], rtx: Option<u8>) -> MidBinding {
+        MidBinding {
+            ext_id: 4,
+            mid: mid.to_vec(),
+            payload_type: 96,
+            rtx_payload_type: rtx,
+        }
+    }
+
+    #[test]
+    fn ssrcs_bind_by_mid_once_per_stream() {
+        let mut s = publisher(vec![
+            (10, binding(b"0", None)),
+            (11, binding(b"1", Some(97))),
+        ]);
+        // Unknown MID, wrong extension id, no extension: nothing binds.
+        assert_eq!(s.bind_by_mid(&with_mid(0xa, 96, 4, b"7"), 0xa), None);
+        assert_eq!(s.bind_by_mid(&with_mid(0xa, 96, 5, b"1"), 0xa), None);
+        assert_eq!(s.bind_by_mid(&packet(b"x"), 0x5555), None);
+        // A payload type that is neither the codec nor its RTX binds nothing.
+        assert_eq!(s.bind_by_mid(&with_mid(0xa, 100, 4, b"1"), 0xa), None);
+        assert_eq!(
+            s.bind_by_mid(&with_mid(0xa, 96, 4, b"1"), 0xa),
+            Some(Inbound::Primary(11))
+        );
+        assert_eq!(s.track_for(0xa), Some(11));
+        assert_eq!(
+            s.bind_by_mid(&with_mid(0xb, 97, 4, b"1"), 0xb),
+            Some(Inbound::Rtx(11, 96))
+        );
+        assert_eq!(s.rtx_track_for(0xb), Some((11, 96)));
+        // A second SSRC for a stream already bound (simulcast, or hostile) stays unknown.
+        assert_eq!(s.bind_by_mid(&with_mid(0xc, 96, 4, b"1"), 0xc), None);
+        assert_eq!(s.bind_by_mid(&with_mid(0xc, 97, 4, b"1"), 0xc), None);
+        // No RTX negotiated for MID 0: its RTX type binds nothing; a longer MID is another one.
+        assert_eq!(s.bind_by_mid(&with_mid(0xd, 97, 4, b"0"), 0xd), None);
+        assert_eq!(s.bind_by_mid(&with_mid(0xd, 96, 4, b"00"), 0xd), None);
+        assert_eq!(
+            s.bind_by_mid(&with_mid(0xd, 96, 4, b"0"), 0xd),
+            Some(Inbound::Primary(10))
+        );
+        assert_eq!(s.inbound, vec![(0xa, 11), (0xd, 10)]);
+    }
+
+    #[test]
+    fn nothing_binds_without_mid_bindings_or_on_truncated_packets() {
+        let mut s = publisher(Vec::new());
+        assert_eq!(s.bind_by_mid(&with_mid(0xa, 96, 4, b"0"), 0xa), None);
+        let mut s = publisher(vec![(10, binding(b"0", None))]);
+        let p = with_mid(0xa, 96, 4, b"0");
+        for n in 0..20 {
+            assert_eq!(s.bind_by_mid(&p[..n], 0xa), None, "{n} bytes");
+        }
+        assert!(s.inbound.is_empty());
     }
 
     #[test]

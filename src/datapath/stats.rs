@@ -77,6 +77,9 @@ counters! {
     no_keys,
     /// RTP on a session with no track for its SSRC.
     unknown_ssrc,
+    /// Publisher SSRCs bound to a track by the MID their first packet carried (offers that
+    /// listed no SSRCs).
+    ssrcs_learned,
     /// Datagrams whose first byte is no protocol we speak.
     demux_other,
     /// Packets dropped because a fan-out ring was full.

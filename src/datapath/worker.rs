@@ -20,7 +20,7 @@ use super::arrivals::TransportArrivals;
 use super::command::{Command, Event};
 use super::fanout::{FanoutMsg, PacketPool, Rings};
 use super::io::{SendQueue, UdpIo, Waker};
-use super::session::{MediaKind, Origin, Session, Subscription, Track};
+use super::session::{Inbound, MediaKind, Origin, Session, Subscription, Track};
 use super::stats::{new_latency_histogram, Counters, WorkerStats};
 use super::upstream::{self, rtx_osn, unwrap_rtx, Arrival, LossTracker};
 use super::{SessionId, TrackId};
@@ -353,12 +353,25 @@ impl Core {
             }
         }
         let ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
-        if let Some(track) = session.track_for(ssrc) {
-            self.forward(track, &buf[..len], tx, now);
+        let inbound = if let Some(track) = session.track_for(ssrc) {
+            Inbound::Primary(track)
         } else if let Some((track, apt)) = session.rtx_track_for(ssrc) {
-            self.on_publisher_rtx(track, apt, buf, len, tx, now);
+            Inbound::Rtx(track, apt)
+        } else if let Some(bound) = session.bind_by_mid(&buf[..len], ssrc) {
+            self.counters.ssrcs_learned += 1;
+            if let Inbound::Primary(track) = bound {
+                if let Some(t) = self.tracks.get_mut(&track) {
+                    t.publisher_ssrc = Some(ssrc);
+                }
+            }
+            bound
         } else {
             self.counters.unknown_ssrc += 1;
+            return;
+        };
+        match inbound {
+            Inbound::Primary(track) => self.forward(track, &buf[..len], tx, now),
+            Inbound::Rtx(track, apt) => self.on_publisher_rtx(track, apt, buf, len, tx, now),
         }
     }
 
@@ -387,7 +400,10 @@ impl Core {
             self.counters.rtx_dropped += 1;
             return;
         }
-        match unwrap_rtx(buf, len, track.publisher_ssrc, apt) {
+        match track
+            .publisher_ssrc
+            .and_then(|ssrc| unwrap_rtx(buf, len, ssrc, apt))
+        {
             Some(n) => self.forward(track_id, &buf[..n], tx, now),
             None => self.counters.rtx_dropped += 1,
         }
@@ -696,7 +712,8 @@ impl Core {
             if n == 0 {
                 continue;
             }
-            let Some(session) = self.sessions[slot].as_mut() else {
+            let (Some(session), Some(media)) = (self.sessions[slot].as_mut(), track.publisher_ssrc)
+            else {
                 continue;
             };
             let (Some(addr), Some(ctx)) = (session.addr, session.srtp_tx.as_mut()) else {
@@ -708,9 +725,7 @@ impl Core {
                 self.next_nack = Some(now);
                 return;
             };
-            let Ok(len) =
-                rtcp::write_nack_lost(out, self.relay_ssrc, track.publisher_ssrc, &seqs[..n])
-            else {
+            let Ok(len) = rtcp::write_nack_lost(out, self.relay_ssrc, media, &seqs[..n]) else {
                 continue;
             };
             if commit_rtcp(tx, ctx, addr, len, &mut self.counters) {
@@ -746,7 +761,11 @@ impl Core {
                 }
             }
             Origin::Local(publisher) => {
-                let media = track.publisher_ssrc;
+                // Not before the first packet of a publisher that signalled no SSRC: it sends
+                // a keyframe first anyway.
+                let Some(media) = track.publisher_ssrc else {
+                    return;
+                };
                 let Some(session) = self.sessions[publisher].as_mut() else {
                     return;
                 };
@@ -876,6 +895,7 @@ impl Core {
                     srtp_tx: None,
                     inbound: Vec::new(),
                     inbound_rtx: Vec::new(),
+                    by_mid: Vec::new(),
                     transport_cc: None,
                     subscribed: Vec::new(),
                 };
@@ -930,6 +950,7 @@ impl Core {
                 session,
                 track,
                 ssrc,
+                by_mid,
                 kind,
                 nack,
                 rtx,
@@ -945,20 +966,28 @@ impl Core {
                         }
                         _ => {}
                     }
-                    s.inbound.retain(|(x, _)| *x != ssrc);
-                    s.inbound.push((ssrc, track));
+                    if let Some(ssrc) = ssrc {
+                        s.inbound.retain(|(x, _)| *x != ssrc);
+                        s.inbound.push((ssrc, track));
+                    }
                     s.inbound_rtx.retain(|(_, t, _)| *t != track);
                     if let Some(rtx) = rtx {
                         s.inbound_rtx.push((rtx.ssrc, track, rtx.apt));
+                    }
+                    s.by_mid.retain(|(t, _)| *t != track);
+                    if let Some(binding) = by_mid {
+                        s.by_mid.push((track, binding));
                     }
                 }
                 let nack_cache = self.nack_cache;
                 let t = self
                     .tracks
                     .entry(track)
-                    .or_insert_with(|| Track::new(kind, Origin::Local(slot), ssrc, nack_cache));
+                    .or_insert_with(|| Track::new(kind, Origin::Local(slot), nack_cache));
                 t.origin = Origin::Local(slot);
-                t.publisher_ssrc = ssrc;
+                if ssrc.is_some() {
+                    t.publisher_ssrc = ssrc;
+                }
                 t.kind = kind;
                 t.loss = nack.then(|| LossTracker::new(now));
             }
@@ -967,7 +996,6 @@ impl Core {
                 track,
                 origin_worker,
                 kind,
-                publisher_ssrc,
                 params,
             } => {
                 let Some(&slot) = self.by_id.get(&session) else {
@@ -979,7 +1007,7 @@ impl Core {
                 let t = self
                     .tracks
                     .entry(track)
-                    .or_insert_with(|| Track::new(kind, origin, publisher_ssrc, nack_cache));
+                    .or_insert_with(|| Track::new(kind, origin, nack_cache));
                 t.subscribers.retain(|s| s.session != slot);
                 // RTX numbering starts at a value derived from the (random) RTX SSRC.
                 let rtx_seq = params.rtx.map_or(0, |(ssrc, _)| (ssrc >> 8) as u16);

@@ -48,8 +48,10 @@ export async function launch({ media = true } = {}) {
 }
 
 /// Opens `url` in its own browser context (no shared state between tabs), logging its console.
-export async function openTab(browser, name, url) {
+/// `init`, if given, runs in the page before any of its own scripts (playwright's addInitScript).
+export async function openTab(browser, name, url, { init } = {}) {
   const context = await browser.newContext();
+  if (init) await context.addInitScript(init);
   const page = await context.newPage();
   const tab = { name, url, page, logs: [] };
   page.on("console", (m) => tab.logs.push(`[${m.type()}] ${m.text()}`));

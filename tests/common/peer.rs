@@ -255,7 +255,8 @@ pub fn wire_up(
         Command::Publish {
             session: publisher.session,
             track,
-            ssrc,
+            ssrc: Some(ssrc),
+            by_mid: None,
             kind,
             nack: false,
             rtx: None,
@@ -269,7 +270,6 @@ pub fn wire_up(
             id: track,
             worker: publisher.worker,
             kind,
-            ssrc,
         };
         dp.subscribe(s.worker, s.session, track, params).unwrap();
     }

@@ -22,7 +22,9 @@ use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::peer_connection::RTCPeerConnection;
-use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTPCodecType};
+use webrtc::rtp_transceiver::rtp_codec::{
+    RTCRtpCodecCapability, RTCRtpHeaderExtensionCapability, RTPCodecType,
+};
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
 use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
 use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
@@ -56,6 +58,18 @@ pub async fn peer(profile: Option<SrtpProtectionProfile>) -> Arc<RTCPeerConnecti
     tern::control::dtls::install_crypto_provider();
     let mut media = MediaEngine::default();
     media.register_default_codecs().unwrap();
+    // The MID header extension, as browsers negotiate it (webrtc-rs does not by default).
+    for kind in [RTPCodecType::Audio, RTPCodecType::Video] {
+        media
+            .register_header_extension(
+                RTCRtpHeaderExtensionCapability {
+                    uri: webrtc::sdp::extmap::SDES_MID_URI.to_owned(),
+                },
+                kind,
+                None,
+            )
+            .unwrap();
+    }
     let registry = register_default_interceptors(Registry::new(), &mut media).unwrap();
     let mut settings = SettingEngine::default();
     settings.set_include_loopback_candidate(true);
@@ -89,22 +103,30 @@ pub fn chromium_offer() -> String {
 
 /// Offer → POST → answer; returns the HTTP status and body.
 pub async fn signal(pc: &RTCPeerConnection, url: &str, token: &str) -> (u16, String) {
-    signal_edited(pc, url, token, &|answer| answer.to_owned()).await
+    signal_edited(pc, url, token, &Edits::default()).await
 }
 
-/// [`signal`], with the answer passed through `edit` before the peer applies it (to point the
-/// peer at a proxy, say). The returned body is the relay's, unedited.
+/// Rewrites of the SDP on its way: the offer before it is POSTed, the answer before the peer
+/// applies it (to point the peer at a proxy, say). `None` leaves it as it is.
+#[derive(Default)]
+pub struct Edits<'a> {
+    pub offer: Option<&'a (dyn Fn(&str) -> String + Sync)>,
+    pub answer: Option<&'a (dyn Fn(&str) -> String + Sync)>,
+}
+
+/// [`signal`], with `edits` applied. The returned body is the relay's, unedited.
 pub async fn signal_edited(
     pc: &RTCPeerConnection,
     url: &str,
     token: &str,
-    edit: &(dyn Fn(&str) -> String + Sync),
+    edits: &Edits<'_>,
 ) -> (u16, String) {
     let offer = pc.create_offer(None).await.unwrap();
     let mut gathered = pc.gathering_complete_promise().await;
     pc.set_local_description(offer).await.unwrap();
     let _ = gathered.recv().await;
-    let sdp = pc.local_description().await.unwrap().sdp;
+    let local = pc.local_description().await.unwrap().sdp;
+    let sdp = edits.offer.map_or(local.clone(), |edit| edit(&local));
     let resp = reqwest::Client::new()
         .post(url)
         .header("Authorization", format!("Bearer {token}"))
@@ -116,7 +138,8 @@ pub async fn signal_edited(
     let status = resp.status().as_u16();
     let body = resp.text().await.unwrap();
     if status == 201 {
-        pc.set_remote_description(RTCSessionDescription::answer(edit(&body)).unwrap())
+        let answer = edits.answer.map_or(body.clone(), |edit| edit(&body));
+        pc.set_remote_description(RTCSessionDescription::answer(answer).unwrap())
             .await
             .unwrap();
     }
@@ -249,16 +272,16 @@ pub async fn media_flow(
     sub_token: &str,
     profile: Option<SrtpProtectionProfile>,
 ) -> Flow {
-    media_flow_edited(base, pub_token, sub_token, profile, &|a| a.to_owned()).await
+    media_flow_edited(base, pub_token, sub_token, profile, &Edits::default()).await
 }
 
-/// [`media_flow`], with the publisher's answer passed through `edit_publisher_answer`.
+/// [`media_flow`], with the publisher's offer and answer rewritten by `publisher_edits`.
 pub async fn media_flow_edited(
     base: &str,
     pub_token: &str,
     sub_token: &str,
     profile: Option<SrtpProtectionProfile>,
-    edit_publisher_answer: &(dyn Fn(&str) -> String + Sync),
+    publisher_edits: &Edits<'_>,
 ) -> Flow {
     // Publisher.
     let publisher = peer(profile).await;
@@ -280,7 +303,7 @@ pub async fn media_flow_edited(
         &publisher,
         &format!("{base}/whip/room1/cam"),
         pub_token,
-        edit_publisher_answer,
+        publisher_edits,
     )
     .await;
     assert_eq!(status, 201, "WHIP: {body}");

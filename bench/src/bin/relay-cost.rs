@@ -350,7 +350,8 @@ fn tern(profile: Profile, workers: usize, fanout: usize, egress_target: usize, r
         Command::Publish {
             session: 1,
             track: 1,
-            ssrc: 0xabcd,
+            ssrc: Some(0xabcd),
+            by_mid: None,
             kind: MediaKind::Video,
             nack: false,
             rtx: None,
@@ -363,7 +364,6 @@ fn tern(profile: Profile, workers: usize, fanout: usize, egress_target: usize, r
             id: 1,
             worker: 0,
             kind: MediaKind::Video,
-            ssrc: 0xabcd,
         };
         dp.subscribe(
             i % workers,
