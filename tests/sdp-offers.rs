@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use tern::wire::sdp::{
     answer, parse_offer, payload_type_map, Answer, AnswerParams, Direction, MediaKind, Offer, Role,
-    Setup,
+    Setup, MAX_LAYERS, REPAIRED_RTP_STREAM_ID, RTP_STREAM_ID,
 };
 
 /// `(kind, payload type, rtx payload type)` of one accepted section.
@@ -362,4 +362,84 @@ fn whep_subscribers_map_payload_types_from_every_publisher() {
             assert_eq!(a.media.len(), expect, "{what}: {:?}", a.media);
         }
     }
+}
+
+/// Chromium's offer for a camera sent as simulcast layers (`sendEncodings` with RIDs): the
+/// video section declares `a=rid:<id> send` for each and `a=simulcast:send <list>`, and lists
+/// no SSRCs.
+fn simulcast_offer(simulcast: &str, rids: &[&str]) -> Offer {
+    let text: String = fixture("chromium")
+        .lines()
+        .filter(|l| !l.starts_with("a=ssrc"))
+        .map(|l| {
+            let mut out = format!("{l}\r\n");
+            if l == "a=mid:1" {
+                for rid in rids {
+                    out.push_str(&format!("a=rid:{rid} send\r\n"));
+                }
+                out.push_str(&format!("a=simulcast:{simulcast}\r\n"));
+            }
+            out
+        })
+        .collect();
+    parse_offer(&text).unwrap()
+}
+
+#[test]
+fn a_simulcast_publisher_gets_its_layers_back_in_the_answer() {
+    let offer = simulcast_offer("send q;h;f", &["q", "h", "f"]);
+    let a = answer(&offer, &params(Role::Publish)).unwrap();
+    let video = &a.media[1];
+    assert_eq!(video.rids, ["q", "h", "f"]);
+    assert_eq!((video.ssrc, video.rtx_ssrc), (None, None));
+    let ids: Vec<(u8, &str)> = video
+        .extensions
+        .iter()
+        .map(|e| (e.id, e.uri.as_str()))
+        .collect();
+    assert!(ids.contains(&(10, RTP_STREAM_ID)), "{ids:?}");
+    assert!(ids.contains(&(11, REPAIRED_RTP_STREAM_ID)), "{ids:?}");
+    assert!(ids
+        .iter()
+        .any(|(_, u)| *u == "urn:ietf:params:rtp-hdrext:sdes:mid"));
+    assert!(
+        a.sdp
+            .contains("a=rid:q recv\r\na=rid:h recv\r\na=rid:f recv\r\na=simulcast:recv q;h;f\r\n"),
+        "{}",
+        a.sdp
+    );
+    // Audio does not simulcast, and never gets the RID extensions.
+    assert!(a.media[0].rids.is_empty());
+    assert!(!a.media[0].extensions.iter().any(|e| e.uri == RTP_STREAM_ID));
+}
+
+#[test]
+fn simulcast_takes_first_alternatives_and_skips_paused_or_undeclared_layers() {
+    let offer = simulcast_offer("send a,b;~c;d;e recv z", &["a", "b", "c", "d"]);
+    let a = answer(&offer, &params(Role::Publish)).unwrap();
+    assert_eq!(
+        a.media[1].rids,
+        ["a", "d"],
+        "e has no a=rid line, c is paused"
+    );
+    assert!(a.sdp.contains("a=simulcast:recv a;d\r\n"));
+
+    // One layer left is not simulcast; nor is a list with no RID extension to tell layers by.
+    let one = simulcast_offer("send a;~b", &["a", "b"]);
+    let a = answer(&one, &params(Role::Publish)).unwrap();
+    assert!(a.media[1].rids.is_empty());
+    assert!(!a.sdp.contains("a=simulcast"));
+    assert!(!a.media[1].extensions.iter().any(|e| e.uri == RTP_STREAM_ID));
+    let mut no_ext = simulcast_offer("send q;h", &["q", "h"]);
+    no_ext.media[1]
+        .extensions
+        .retain(|e| e.uri != RTP_STREAM_ID);
+    let a = answer(&no_ext, &params(Role::Publish)).unwrap();
+    assert!(a.media[1].rids.is_empty());
+    assert!(!a.sdp.contains("a=rid"));
+
+    // At most MAX_LAYERS.
+    let many = simulcast_offer("send a;b;c;d;e;f", &["a", "b", "c", "d", "e", "f"]);
+    let a = answer(&many, &params(Role::Publish)).unwrap();
+    assert_eq!(a.media[1].rids.len(), MAX_LAYERS);
 }

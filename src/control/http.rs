@@ -182,24 +182,41 @@ async fn whip(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    offer_answer(app, peer, Action::Publish, room, stream, headers, body).await
+    offer_answer(
+        app,
+        peer,
+        (Action::Publish, None),
+        room,
+        stream,
+        headers,
+        body,
+    )
+    .await
+}
+
+#[derive(serde::Deserialize)]
+struct WhepQuery {
+    /// The simulcast layer (RID) to receive; the publisher's first by default.
+    layer: Option<String>,
 }
 
 async fn whep(
     State(app): State<App>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((room, stream)): Path<(String, String)>,
+    Query(q): Query<WhepQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    offer_answer(app, peer, Action::Subscribe, room, stream, headers, body).await
+    let action = (Action::Subscribe, q.layer);
+    offer_answer(app, peer, action, room, stream, headers, body).await
 }
 
 /// WHIP and WHEP alike: drain check, auth, then the offer/answer exchange.
 async fn offer_answer(
     app: App,
     peer: SocketAddr,
-    action: Action,
+    (action, layer): (Action, Option<String>),
     room: String,
     stream: String,
     headers: HeaderMap,
@@ -221,7 +238,7 @@ async fn offer_answer(
         }
         Action::Subscribe => {
             app.relay
-                .subscribe(grant, &room, &stream, &offer, peer.ip())
+                .subscribe(grant, (&room, &stream), layer.as_deref(), &offer, peer.ip())
                 .await?
         }
     };

@@ -17,7 +17,7 @@ use super::auth::{
 use super::dtls::{self, DtlsIdentity};
 use super::dtls::{DtlsStats, Fingerprint, FingerprintAlgorithm};
 use super::rooms::{PublishedTrack, Registry, RoomEvent, SessionInfo, SessionRole};
-use crate::datapath::{Command, Datapath, Event, SessionId, SubscriptionParams, TrackRef};
+use crate::datapath::{Command, Datapath, Event, SessionId, SubscriptionParams, TrackId, TrackRef};
 use crate::ice::IceCredentials;
 use crate::wire::sdp::{self, AnswerParams, Role};
 
@@ -350,11 +350,15 @@ impl Relay {
             let Some(kind) = m.kind.datapath() else {
                 continue;
             };
+            let mut next_id = || self.next_track.fetch_add(1, Ordering::Relaxed);
+            let layers: Vec<(String, TrackId)> =
+                m.rids.iter().map(|rid| (rid.clone(), next_id())).collect();
             let track = PublishedTrack {
-                id: self.next_track.fetch_add(1, Ordering::Relaxed),
+                id: layers.first().map_or_else(&mut next_id, |(_, id)| *id),
                 kind,
                 ssrc: m.ssrc,
                 media: m.clone(),
+                layers,
             };
             if track.ssrc.is_none() && track.by_mid().is_none() {
                 return Err(ApiError::new(
@@ -408,8 +412,8 @@ impl Relay {
                 .dp
                 .send(worker, Command::SetKeys { session: id, keys })
                 .ok()?;
-            for t in &tracks {
-                relay.dp.send(worker, t.publish_command(id)).ok()?;
+            for c in tracks.iter().flat_map(|t| t.publish_commands(id)) {
+                relay.dp.send(worker, c).ok()?;
             }
             let mut reg = lock(&relay.registry);
             if let Some(s) = reg.sessions.get_mut(&id) {
@@ -437,12 +441,13 @@ impl Relay {
         })
     }
 
-    /// WHEP: subscribe to `stream` in `room` with an SDP offer.
+    /// WHEP: subscribe to `stream` in `room` with an SDP offer, receiving simulcast layer
+    /// `layer` (a RID) of a simulcast stream, its first layer if `None`.
     pub async fn subscribe(
         self: &Arc<Self>,
         grant: Grant,
-        room: &str,
-        stream: &str,
+        (room, stream): (&str, &str),
+        layer: Option<&str>,
         offer_sdp: &str,
         client_ip: IpAddr,
     ) -> Result<Created, ApiError> {
@@ -468,6 +473,12 @@ impl Relay {
                 }
             }
         };
+        // Each track's datapath track: the chosen layer's, for a simulcast track.
+        let track_ids = tracks
+            .iter()
+            .map(|t| t.layer(layer))
+            .collect::<Result<Vec<TrackId>, String>>()
+            .map_err(|e| ApiError::new(400, e))?;
         let (worker, id, ice) = self.allocate(&offer);
         let mut rng = rand::thread_rng();
         let ssrcs: Vec<(u32, Option<u32>)> = tracks
@@ -513,7 +524,7 @@ impl Relay {
             };
             subscriptions.push((
                 TrackRef {
-                    id: t.id,
+                    id: track_ids[i],
                     worker: pub_worker,
                     kind: t.kind,
                 },

@@ -11,9 +11,9 @@ use tokio::sync::broadcast;
 
 use super::auth::Grant;
 use crate::datapath::{
-    Command, ExtensionRewrite, MediaKind, MidBinding, PublisherRtx, SessionId, TrackId,
+    Command, ExtensionRewrite, MediaKind, MidBinding, PublisherRtx, RidBinding, SessionId, TrackId,
 };
-use crate::wire::sdp::{NegotiatedMedia, TRANSPORT_WIDE_CC};
+use crate::wire::sdp::{NegotiatedMedia, REPAIRED_RTP_STREAM_ID, RTP_STREAM_ID, TRANSPORT_WIDE_CC};
 
 /// What a session does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -35,6 +35,9 @@ pub struct PublishedTrack {
     pub ssrc: Option<u32>,
     /// What the publisher negotiated: codec, payload types, extensions.
     pub media: NegotiatedMedia,
+    /// Simulcast: each layer's RID and datapath track, in the offer's order (`id` is the
+    /// first's). Empty when the section sends one stream.
+    pub layers: Vec<(String, TrackId)>,
 }
 
 /// The MID header extension (RFC 8843 §15.1).
@@ -77,18 +80,71 @@ impl PublishedTrack {
 
     /// How the worker finds this track's packets when the offer listed no SSRC: by the MID
     /// header extension, if it was negotiated. `None` when the SSRC is known, or nothing would
-    /// identify the packets (the offer is then refused).
+    /// identify the packets (the offer is then refused). For a simulcast section, the first
+    /// layer's binding; [`Self::layer_bindings`] has them all.
     pub fn by_mid(&self) -> Option<MidBinding> {
+        self.layer_bindings().into_iter().next().map(|(_, b)| b)
+    }
+
+    /// Each datapath track of this section and how its packets are found by MID (and RID).
+    fn layer_bindings(&self) -> Vec<(TrackId, MidBinding)> {
         if self.ssrc.is_some() {
-            return None;
+            return Vec::new();
         }
-        let ext = self.media.extensions.iter().find(|e| e.uri == MID_URI)?;
-        Some(MidBinding {
-            ext_id: ext.id,
+        let ext_id = |uri: &str| {
+            let e = self.media.extensions.iter().find(|e| e.uri == uri);
+            e.map(|e| e.id)
+        };
+        let Some(mid_ext) = ext_id(MID_URI) else {
+            return Vec::new();
+        };
+        let binding = |rid: Option<RidBinding>| MidBinding {
+            ext_id: mid_ext,
             mid: self.media.mid.as_bytes().to_vec(),
             payload_type: self.media.codec.payload_type,
             rtx_payload_type: self.media.codec.rtx,
-        })
+            rid,
+        };
+        if self.layers.is_empty() {
+            return vec![(self.id, binding(None))];
+        }
+        let Some(rid_ext) = ext_id(RTP_STREAM_ID) else {
+            return Vec::new();
+        };
+        let repaired_ext_id = ext_id(REPAIRED_RTP_STREAM_ID);
+        self.layers
+            .iter()
+            .map(|(rid, track)| {
+                let rid = RidBinding {
+                    ext_id: rid_ext,
+                    repaired_ext_id,
+                    rid: rid.as_bytes().to_vec(),
+                };
+                (*track, binding(Some(rid)))
+            })
+            .collect()
+    }
+
+    /// The datapath track a subscriber gets: with simulcast, the layer `rid` names (`None`: the
+    /// first, the publisher's preferred), and an error naming the layers if there is no such
+    /// layer. A section without simulcast has one stream, whatever `rid` asks for.
+    pub fn layer(&self, rid: Option<&str>) -> Result<TrackId, String> {
+        match rid {
+            Some(rid) if !self.layers.is_empty() => self
+                .layers
+                .iter()
+                .find(|(r, _)| r == rid)
+                .map(|(_, t)| *t)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = self.layers.iter().map(|(r, _)| r.as_str()).collect();
+                    format!(
+                        "the stream's {} has no simulcast layer '{rid}' (it has {})",
+                        self.media.mid,
+                        names.join(", ")
+                    )
+                }),
+            _ => Ok(self.id),
+        }
     }
 
     /// The datapath command that installs this track on its publisher's worker: the relay
@@ -97,12 +153,29 @@ impl PublishedTrack {
     /// SSRCs in the offer, finds both streams by MID), and sends transport-cc feedback if the
     /// transport-wide sequence number extension was negotiated.
     pub fn publish_command(&self, session: SessionId) -> Command {
+        self.publish_commands(session).swap_remove(0)
+    }
+
+    /// [`Self::publish_command`] for every datapath track of the section: one per simulcast
+    /// layer, each found by its RID.
+    pub fn publish_commands(&self, session: SessionId) -> Vec<Command> {
+        let bindings = self.layer_bindings();
+        if bindings.is_empty() {
+            return vec![self.install(session, self.id, None)];
+        }
+        bindings
+            .into_iter()
+            .map(|(track, binding)| self.install(session, track, Some(binding)))
+            .collect()
+    }
+
+    fn install(&self, session: SessionId, track: TrackId, by_mid: Option<MidBinding>) -> Command {
         let codec = &self.media.codec;
         Command::Publish {
             session,
-            track: self.id,
+            track,
             ssrc: self.ssrc,
-            by_mid: self.by_mid(),
+            by_mid,
             kind: self.kind,
             nack: codec.rtcp_fb.iter().any(|fb| fb == "nack"),
             rtx: self
@@ -240,6 +313,7 @@ mod tests {
             id: 7,
             kind: MediaKind::Video,
             ssrc: Some(0x1111),
+            layers: Vec::new(),
             media: NegotiatedMedia {
                 mid: "0".into(),
                 kind: crate::wire::sdp::MediaKind::Video,
@@ -255,6 +329,7 @@ mod tests {
                 extensions: Vec::new(),
                 ssrc: Some(0x1111),
                 rtx_ssrc,
+                rids: Vec::new(),
             },
         }
     }
@@ -313,6 +388,58 @@ mod tests {
     }
 
     #[test]
+    fn each_simulcast_layer_is_a_track_found_by_mid_and_rid() {
+        let mut t = track(&["nack"], Some(97), None);
+        t.ssrc = None;
+        t.media.mid = "1".into();
+        t.media.extensions = vec![
+            ext(4, MID_URI),
+            ext(10, RTP_STREAM_ID),
+            ext(11, REPAIRED_RTP_STREAM_ID),
+        ];
+        t.media.rids = vec!["q".into(), "f".into()];
+        t.layers = vec![("q".into(), 7), ("f".into(), 8)];
+        let commands = t.publish_commands(3);
+        let found: Vec<(TrackId, Option<RidBinding>)> = commands
+            .into_iter()
+            .map(|c| match c {
+                Command::Publish {
+                    track,
+                    ssrc: None,
+                    by_mid: Some(b),
+                    ..
+                } => {
+                    assert_eq!((b.ext_id, b.mid.as_slice()), (4, &b"1"[..]));
+                    (track, b.rid)
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let rid = |r: &[u8]| {
+            Some(RidBinding {
+                ext_id: 10,
+                repaired_ext_id: Some(11),
+                rid: r.to_vec(),
+            })
+        };
+        assert_eq!(found, vec![(7, rid(b"q")), (8, rid(b"f"))]);
+
+        assert_eq!(t.layer(None), Ok(7), "the offer's first layer by default");
+        assert_eq!(t.layer(Some("f")), Ok(8));
+        let err = t.layer(Some("h")).unwrap_err();
+        assert!(
+            err.contains("no simulcast layer 'h' (it has q, f)"),
+            "{err}"
+        );
+        // Without simulcast there is one stream, whatever layer is asked for.
+        let single = track(&[], None, None);
+        assert_eq!(single.layer(Some("h")), Ok(7));
+        // Layers with no RID extension to tell them apart cannot be installed.
+        t.media.extensions.retain(|e| e.uri != RTP_STREAM_ID);
+        assert_eq!(t.by_mid(), None);
+    }
+
+    #[test]
     fn without_an_ssrc_the_track_is_found_by_its_mid_and_payload_types() {
         let mut t = track(&["nack"], Some(97), None);
         assert_eq!(t.by_mid(), None, "the offer's SSRC is used when it has one");
@@ -326,6 +453,7 @@ mod tests {
             mid: b"v1".to_vec(),
             payload_type: 96,
             rtx_payload_type: Some(97),
+            rid: None,
         };
         assert_eq!(t.by_mid(), Some(binding.clone()));
         match t.publish_command(3) {

@@ -28,7 +28,7 @@ pub use command::{Command, Event, SessionKeys};
 pub use config::{ConfigError, DatapathConfig, Placement};
 pub use fanout::{PacketPool, Rings, SHARED_PACKET_SIZE};
 pub use io::{IoConfig, IoKind, IoMode};
-pub use session::{ExtensionRewrite, MediaKind, MidBinding, SubscriptionParams};
+pub use session::{ExtensionRewrite, MediaKind, MidBinding, RidBinding, SubscriptionParams};
 pub use stats::{new_latency_histogram as stats_histogram, Counters, WorkerStats};
 pub use upstream::PublisherRtx;
 

@@ -61,30 +61,42 @@ impl Session {
     }
 
     /// Binds an SSRC no track claims yet, from an authenticated `packet` whose MID header
-    /// extension names a track in `by_mid`: as its primary stream if the payload type is the
-    /// track's codec, as its RTX stream if it is the RTX type. Each stream binds once; a second
-    /// SSRC with the same MID and type (simulcast, or a hostile publisher) stays unknown.
+    /// extension (and, for a simulcast layer, RID) names a track in `by_mid`: as its primary
+    /// stream if the payload type is the track's codec, as its RTX stream if it is the RTX type
+    /// (a layer's RTX names the layer in the repaired-RID extension). Each stream binds once; a
+    /// second SSRC for a stream already bound (a hostile publisher) stays unknown.
     pub fn bind_by_mid(&mut self, packet: &[u8], ssrc: u32) -> Option<Inbound> {
         if self.by_mid.is_empty() {
             return None;
         }
         let pt = packet.get(1)? & 0x7f;
-        let (track, binding) = self.by_mid.iter().find(|(_, b)| {
-            rtp::find_extension(packet, b.ext_id).is_some_and(|mid| mid == b.mid.as_slice())
+        let has = |id: u8, value: &[u8]| rtp::find_extension(packet, id) == Some(value);
+        let bound = self.by_mid.iter().find_map(|(track, b)| {
+            if !has(b.ext_id, &b.mid) {
+                return None;
+            }
+            let track = *track;
+            if pt == b.payload_type
+                && b.rid.as_ref().is_none_or(|r| has(r.ext_id, &r.rid))
+                && !self.inbound.iter().any(|(_, t)| *t == track)
+            {
+                Some(Inbound::Primary(track))
+            } else if Some(pt) == b.rtx_payload_type
+                && b.rid
+                    .as_ref()
+                    .is_none_or(|r| r.repaired_ext_id.is_some_and(|id| has(id, &r.rid)))
+                && !self.inbound_rtx.iter().any(|(_, t, _)| *t == track)
+            {
+                Some(Inbound::Rtx(track, b.payload_type))
+            } else {
+                None
+            }
         })?;
-        let track = *track;
-        if pt == binding.payload_type && !self.inbound.iter().any(|(_, t)| *t == track) {
-            self.inbound.push((ssrc, track));
-            Some(Inbound::Primary(track))
-        } else if Some(pt) == binding.rtx_payload_type
-            && !self.inbound_rtx.iter().any(|(_, t, _)| *t == track)
-        {
-            let apt = binding.payload_type;
-            self.inbound_rtx.push((ssrc, track, apt));
-            Some(Inbound::Rtx(track, apt))
-        } else {
-            None
+        match bound {
+            Inbound::Primary(track) => self.inbound.push((ssrc, track)),
+            Inbound::Rtx(track, apt) => self.inbound_rtx.push((ssrc, track, apt)),
         }
+        Some(bound)
     }
 }
 
@@ -101,6 +113,19 @@ pub struct MidBinding {
     pub payload_type: u8,
     /// The RTX payload type, when RTX was negotiated: packets of it bind the RTX stream.
     pub rtx_payload_type: Option<u8>,
+    /// For one simulcast layer: its RID, which its packets must carry as well.
+    pub rid: Option<RidBinding>,
+}
+
+/// A simulcast layer's RID (RFC 8852), as its packets carry it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RidBinding {
+    /// The RID extension's id in the publisher's numbering.
+    pub ext_id: u8,
+    /// The repaired-RID extension's id, which RTX packets carry the layer's RID in.
+    pub repaired_ext_id: Option<u8>,
+    /// The layer's `a=rid` value.
+    pub rid: Vec<u8>,
 }
 
 /// What a newly bound SSRC carries.
@@ -379,13 +404,21 @@ mod tests {
     /// An RTP packet of SSRC `ssrc` and payload type `pt` whose one-byte extension `id` holds
     /// `mid`.
     fn with_mid(ssrc: u32, pt: u8, id: u8, mid: &[u8]) -> Vec<u8> {
+        with_extensions(ssrc, pt, &[(id, mid)])
+    }
+
+    /// An RTP packet with one-byte header extensions `(id, value)`.
+    fn with_extensions(ssrc: u32, pt: u8, extensions: &[(u8, &[u8])]) -> Vec<u8> {
         let mut p = vec![0x90, pt, 0, 1, 0, 0, 0, 0];
         p.extend_from_slice(&ssrc.to_be_bytes());
-        let words = (1 + mid.len()).div_ceil(4);
-        p.extend_from_slice(&[0xbe, 0xde, 0, words as u8]);
-        p.push((id << 4) | (mid.len() as u8 - 1));
-        p.extend_from_slice(mid);
-        p.resize(16 + 4 * words, 0);
+        let mut block = Vec::new();
+        for (id, value) in extensions {
+            block.push((id << 4) | (value.len() as u8 - 1));
+            block.extend_from_slice(value);
+        }
+        block.resize(block.len().div_ceil(4) * 4, 0);
+        p.extend_from_slice(&[0xbe, 0xde, 0, (block.len() / 4) as u8]);
+        p.extend_from_slice(&block);
         p.extend_from_slice(b"payload");
         p
     }
@@ -396,6 +429,7 @@ mod tests {
             mid: mid.to_vec(),
             payload_type: 96,
             rtx_payload_type: rtx,
+            rid: None,
         }
     }
 
@@ -432,6 +466,37 @@ mod tests {
             Some(Inbound::Primary(10))
         );
         assert_eq!(s.inbound, vec![(0xa, 11), (0xd, 10)]);
+    }
+
+    #[test]
+    fn simulcast_layers_bind_by_rid_and_their_rtx_by_repaired_rid() {
+        let layer = |rid: &[u8]| MidBinding {
+            rid: Some(RidBinding {
+                ext_id: 10,
+                repaired_ext_id: Some(11),
+                rid: rid.to_vec(),
+            }),
+            ..binding(b"1", Some(97))
+        };
+        let mut s = publisher(vec![(7, layer(b"q")), (8, layer(b"f"))]);
+        let mid: (u8, &[u8]) = (4, b"1");
+        // The MID alone, or the RID in the wrong extension, names no layer.
+        assert_eq!(s.bind_by_mid(&with_mid(0xa, 96, 4, b"1"), 0xa), None);
+        let wrong = with_extensions(0xa, 96, &[mid, (11, b"f")]);
+        assert_eq!(s.bind_by_mid(&wrong, 0xa), None);
+        let f = with_extensions(0xa, 96, &[mid, (10, b"f")]);
+        assert_eq!(s.bind_by_mid(&f, 0xa), Some(Inbound::Primary(8)));
+        let q = with_extensions(0xb, 96, &[(10, b"q"), mid]);
+        assert_eq!(s.bind_by_mid(&q, 0xb), Some(Inbound::Primary(7)));
+        // RTX names its layer in the repaired-RID extension, not the RID one.
+        let rtx_rid = with_extensions(0xc, 97, &[mid, (10, b"q")]);
+        assert_eq!(s.bind_by_mid(&rtx_rid, 0xc), None);
+        let rtx_q = with_extensions(0xc, 97, &[mid, (11, b"q")]);
+        assert_eq!(s.bind_by_mid(&rtx_q, 0xc), Some(Inbound::Rtx(7, 96)));
+        // A layer bound once stays bound.
+        let again = with_extensions(0xd, 96, &[mid, (10, b"f")]);
+        assert_eq!(s.bind_by_mid(&again, 0xd), None);
+        assert_eq!(s.inbound, vec![(0xa, 8), (0xb, 7)]);
     }
 
     #[test]

@@ -1105,7 +1105,9 @@ impl Core {
         for t in &session.subscribed {
             self.unsubscribe_slot(slot, *t);
         }
-        for (_, t) in &session.inbound {
+        // Tracks found by MID are listed there whether or not their SSRC was bound yet.
+        let tracks = session.inbound.iter().map(|(_, t)| t);
+        for t in tracks.chain(session.by_mid.iter().map(|(t, _)| t)) {
             self.tracks.remove(t);
         }
         self.counters.sessions = self.by_id.len() as u64;

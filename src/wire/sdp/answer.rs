@@ -17,6 +17,14 @@ const ACCEPTED_EXTENSIONS: [&str; 4] = [
     "urn:ietf:params:rtp-hdrext:ssrc-audio-level",
 ];
 
+/// The RTP stream id (RID) extension, and the one RTX packets carry the RID of their stream in
+/// (RFC 8852): negotiated for simulcast publishers only.
+pub const RTP_STREAM_ID: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
+pub const REPAIRED_RTP_STREAM_ID: &str = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id";
+
+/// Most simulcast layers the relay takes from one section.
+pub const MAX_LAYERS: usize = 4;
+
 /// RTCP feedback the relay keeps on the chosen codec.
 const ACCEPTED_RTCP_FB: [&str; 5] = ["nack", "nack pli", "ccm fir", "goog-remb", "transport-cc"];
 
@@ -80,6 +88,9 @@ pub struct NegotiatedMedia {
     pub ssrc: Option<u32>,
     /// The RTX SSRC that goes with `ssrc`, when RTX is negotiated.
     pub rtx_ssrc: Option<u32>,
+    /// Publish with simulcast (RFC 8853): the layers' RIDs the relay receives, in the offer's
+    /// order (its preference). Empty otherwise.
+    pub rids: Vec<String>,
 }
 
 /// Payload-type rewrites for forwarding a publisher's track to a subscriber:
@@ -169,8 +180,27 @@ pub fn answer(offer: &Offer, params: &AnswerParams<'_>) -> Result<Answer, SdpErr
         let plan = match params.role {
             Role::Publish if section.direction.sends() => {
                 let codec = filtered(&chosen);
-                let (ssrc, rtx) = section.primary_ssrcs();
+                let rids = simulcast_layers(section);
+                let (ssrc, rtx) = if rids.is_empty() {
+                    section.primary_ssrcs()
+                } else {
+                    // Each layer's SSRCs are found by its RID.
+                    (None, None)
+                };
                 let rtx_ssrc = if codec.rtx.is_some() { rtx } else { None };
+                let mut extensions = extensions;
+                if !rids.is_empty() {
+                    extensions.extend(
+                        section
+                            .extensions
+                            .iter()
+                            .filter(|e| {
+                                e.uri == RTP_STREAM_ID
+                                    || (e.uri == REPAIRED_RTP_STREAM_ID && codec.rtx.is_some())
+                            })
+                            .cloned(),
+                    );
+                }
                 Plan::Active {
                     media: NegotiatedMedia {
                         mid: section.mid.clone(),
@@ -179,6 +209,7 @@ pub fn answer(offer: &Offer, params: &AnswerParams<'_>) -> Result<Answer, SdpErr
                         extensions,
                         ssrc,
                         rtx_ssrc,
+                        rids,
                     },
                     direction: Direction::RecvOnly,
                     track_id: None,
@@ -220,6 +251,7 @@ pub fn answer(offer: &Offer, params: &AnswerParams<'_>) -> Result<Answer, SdpErr
                             extensions,
                             ssrc: Some(ssrc),
                             rtx_ssrc,
+                            rids: Vec::new(),
                         },
                         direction: Direction::SendOnly,
                         track_id: Some(format!("{cname}-{}", track.mid)),
@@ -374,6 +406,47 @@ fn filtered(codec: &Codec) -> Codec {
     c
 }
 
+/// The simulcast layers a publishing section offers (`a=simulcast:send`, RFC 8853), as RIDs
+/// that an `a=rid:<id> send` line declares: the first of each group of alternatives, paused
+/// ones (`~`) left out, at most [`MAX_LAYERS`]. Empty when the section does not simulcast, or
+/// needs the RID extension to tell its layers apart and did not offer it.
+fn simulcast_layers(section: &MediaSection) -> Vec<String> {
+    let Some(value) = section.simulcast.as_deref() else {
+        return Vec::new();
+    };
+    if !section.extensions.iter().any(|e| e.uri == RTP_STREAM_ID) {
+        return Vec::new();
+    }
+    let mut words = value.split_ascii_whitespace();
+    let mut list = None;
+    while let Some(w) = words.next() {
+        let next = words.next();
+        if w == "send" {
+            list = next;
+        }
+    }
+    let mut rids: Vec<String> = Vec::new();
+    for group in list.unwrap_or("").split(';') {
+        let Some(first) = group.split(',').next() else {
+            continue;
+        };
+        if first.starts_with('~') || first.is_empty() {
+            continue;
+        }
+        if section.send_rids().any(|r| r == first) && !rids.iter().any(|r| r == first) {
+            rids.push(first.to_owned());
+        }
+        if rids.len() == MAX_LAYERS {
+            break;
+        }
+    }
+    // One layer is no simulcast: it is found like any stream.
+    if rids.len() < 2 {
+        rids.clear();
+    }
+    rids
+}
+
 fn accepted_extensions(offered: &[Extmap]) -> Vec<Extmap> {
     offered
         .iter()
@@ -447,6 +520,14 @@ fn write_answer(offer: &Offer, params: &AnswerParams<'_>, plans: &[Plan]) -> Str
             let _ = write!(out, "a=extmap:{} {}\r\n", ext.id, ext.uri);
         }
         let _ = write!(out, "a={}\r\n", direction.as_str());
+        if let Plan::Active { media, .. } = plan {
+            if !media.rids.is_empty() {
+                for rid in &media.rids {
+                    let _ = write!(out, "a=rid:{rid} recv\r\n");
+                }
+                let _ = write!(out, "a=simulcast:recv {}\r\n", media.rids.join(";"));
+            }
+        }
         let cname = match params.role {
             Role::Subscribe { cname, .. } => cname,
             Role::Publish => "",

@@ -15,7 +15,8 @@ mod parse;
 mod tests;
 
 pub use answer::{
-    answer, payload_type_map, Answer, AnswerParams, NegotiatedMedia, Role, TRANSPORT_WIDE_CC,
+    answer, payload_type_map, Answer, AnswerParams, NegotiatedMedia, Role, MAX_LAYERS,
+    REPAIRED_RTP_STREAM_ID, RTP_STREAM_ID, TRANSPORT_WIDE_CC,
 };
 pub use parse::{parse_offer, parse_trickle_fragment};
 
@@ -213,9 +214,9 @@ pub struct MediaSection {
     pub sim_groups: Vec<Vec<u32>>,
     /// `a=msid` value (`stream track`).
     pub msid: Option<String>,
-    /// `a=rid` ids (recorded, not used).
-    pub rids: Vec<String>,
-    /// `a=simulcast` value (recorded, not used).
+    /// `a=rid` lines: id and direction (`send` or `recv`); restrictions are not kept.
+    pub rids: Vec<(String, String)>,
+    /// `a=simulcast` value.
     pub simulcast: Option<String>,
     /// `a=candidate` values (recorded; the ICE-lite relay does not use them).
     pub candidates: Vec<String>,
@@ -224,6 +225,14 @@ pub struct MediaSection {
 }
 
 impl MediaSection {
+    /// The ids of the section's `a=rid:<id> send` lines.
+    pub fn send_rids(&self) -> impl Iterator<Item = &str> {
+        self.rids
+            .iter()
+            .filter(|(_, dir)| dir == "send")
+            .map(|(id, _)| id.as_str())
+    }
+
     /// Whether the offerer wants this section used: a non-zero port, or `a=bundle-only`.
     pub fn is_live(&self) -> bool {
         self.port != 0 || self.bundle_only

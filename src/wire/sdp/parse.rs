@@ -469,8 +469,9 @@ impl SectionBuilder {
             }
             "msid" => s.msid = Some(val.trim().to_owned()),
             "rid" => {
-                if let Some(id) = val.split_ascii_whitespace().next() {
-                    s.rids.push(id.to_owned());
+                let mut words = val.split_ascii_whitespace();
+                if let (Some(id), Some(dir)) = (words.next(), words.next()) {
+                    s.rids.push((id.to_owned(), dir.to_owned()));
                 }
             }
             "simulcast" => s.simulcast = Some(val.trim().to_owned()),

@@ -114,7 +114,7 @@ fn parse_offer_reads_session_and_media() {
     assert_eq!(v.msid.as_deref(), Some("s t"));
     assert_eq!(v.ssrcs.len(), 2);
     assert_eq!(v.ssrcs[0].msid.as_deref(), Some("s t"));
-    assert_eq!(v.rids, ["hi"]);
+    assert_eq!(v.rids, [("hi".to_owned(), "send".to_owned())]);
     assert_eq!(v.simulcast.as_deref(), Some("send hi"));
     assert_eq!(v.candidates.len(), 1);
     assert!(v.end_of_candidates);
