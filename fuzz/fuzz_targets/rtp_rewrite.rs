@@ -1,7 +1,9 @@
 #![no_main]
 //! The fan-out's per-subscriber copy (header extensions renumbered, some replaced by longer
-//! values, some dropped) and the transport-cc feedback builder, on arbitrary bytes.
+//! values, some dropped), the transport-cc feedback builder, and the keyframe finders that
+//! start a simulcast layer switch, on arbitrary bytes.
 use libfuzzer_sys::fuzz_target;
+use tern::wire::keyframe::VideoCodec;
 use tern::wire::{rtp, twcc};
 
 fuzz_target!(|data: &[u8]| {
@@ -25,6 +27,9 @@ fuzz_target!(|data: &[u8]| {
             (b != 0).then_some(t)
         })
         .collect();
+    for codec in [VideoCodec::Vp8, VideoCodec::Vp9, VideoCodec::H264, VideoCodec::Av1] {
+        let _ = codec.starts_keyframe(packet);
+    }
     let mut buf = vec![0u8; 1 + usize::from(mode) * 6];
     let _ = twcc::write_transport_feedback(&mut buf, 1, 2, u16::from(mode), mode, &arrivals);
 });

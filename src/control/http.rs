@@ -87,6 +87,7 @@ pub fn router(relay: Arc<Relay>, max_body: usize) -> Router {
         .route("/whip/{room}/{stream}", post(whip))
         .route("/whep/{room}/{stream}", post(whep))
         .route("/session/{id}", delete(end_session).patch(patch_session))
+        .route("/session/{id}/layer", post(switch_layer))
         .route("/rooms/{room}/events", get(room_events))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -269,6 +270,36 @@ async fn owned_session(
         .authorize(bearer(headers), action, &info.room, &info.stream, peer.ip())
         .await?;
     Ok(info)
+}
+
+#[derive(serde::Deserialize)]
+struct LayerRequest {
+    /// The RID of the simulcast layer to receive. `encodingId` is the WHEP layer extension's
+    /// name for it.
+    #[serde(alias = "encodingId")]
+    layer: String,
+}
+
+/// A WHEP subscriber moves to another simulcast layer: `{"layer": "<rid>"}`.
+async fn switch_layer(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<u64>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    owned_session(&app, &headers, peer, id).await?;
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct.to_ascii_lowercase().starts_with("application/json") {
+        return Err(ApiError::new(415, "the body must be application/json"));
+    }
+    let request: LayerRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(400, format!("expected {{\"layer\": \"<rid>\"}}: {e}")))?;
+    app.relay.switch_layer(id, &request.layer)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn end_session(

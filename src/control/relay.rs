@@ -16,9 +16,10 @@ use super::auth::{
 };
 use super::dtls::{self, DtlsIdentity};
 use super::dtls::{DtlsStats, Fingerprint, FingerprintAlgorithm};
-use super::rooms::{PublishedTrack, Registry, RoomEvent, SessionInfo, SessionRole};
+use super::rooms::{Feed, PublishedTrack, Registry, RoomEvent, SessionInfo, SessionRole};
 use crate::datapath::{Command, Datapath, Event, SessionId, SubscriptionParams, TrackId, TrackRef};
 use crate::ice::IceCredentials;
+use crate::wire::keyframe::VideoCodec;
 use crate::wire::sdp::{self, AnswerParams, Role};
 
 /// Why a signalling request failed: an HTTP status and a reason safe to show the client.
@@ -202,6 +203,7 @@ impl SessionInfo {
             remote_ufrag: offer.ice_ufrag.clone(),
             mids: offer.media.iter().map(|m| m.mid.clone()).collect(),
             connected: false,
+            feeds: Vec::new(),
         }
     }
 }
@@ -522,14 +524,15 @@ impl Relay {
                 rtx: m.rtx_ssrc.zip(m.codec.rtx),
                 extensions: t.extension_rewrite(m),
             };
-            subscriptions.push((
-                TrackRef {
+            subscriptions.push(Feed {
+                published: t.id,
+                track: TrackRef {
                     id: track_ids[i],
                     worker: pub_worker,
                     kind: t.kind,
                 },
                 params,
-            ));
+            });
         }
         if subscriptions.is_empty() {
             return Err(ApiError::new(
@@ -549,7 +552,13 @@ impl Relay {
         let etag = info.etag.clone();
         {
             let mut reg = lock(&self.registry);
-            reg.sessions.insert(id, info);
+            reg.sessions.insert(
+                id,
+                SessionInfo {
+                    feeds: subscriptions.clone(),
+                    ..info
+                },
+            );
             if let Some(s) = reg.room(room).streams.get_mut(stream) {
                 s.subscribers.push(id);
             }
@@ -564,8 +573,11 @@ impl Relay {
                 .dp
                 .send(worker, Command::SetKeys { session: id, keys })
                 .ok()?;
-            for (track, params) in subscriptions {
-                relay.dp.subscribe(worker, id, track, params).ok()?;
+            for feed in subscriptions {
+                relay
+                    .dp
+                    .subscribe(worker, id, feed.track, feed.params)
+                    .ok()?;
             }
             if let Some(s) = lock(&relay.registry).sessions.get_mut(&id) {
                 s.connected = true;
@@ -577,6 +589,72 @@ impl Relay {
             answer: answer.sdp,
             etag,
         })
+    }
+
+    /// Moves subscriber session `id` to simulcast layer `layer` of each simulcast track it
+    /// receives. The relay keeps sending the old layer until the new one reaches a keyframe
+    /// (it asks the publisher for one), then continues the same RTP stream with it.
+    pub fn switch_layer(&self, id: SessionId, layer: &str) -> Result<(), ApiError> {
+        let mut reg = lock(&self.registry);
+        let info = reg
+            .sessions
+            .get(&id)
+            .ok_or_else(|| ApiError::new(404, "no such session"))?;
+        if info.role != SessionRole::Subscriber {
+            return Err(ApiError::new(
+                400,
+                "only a WHEP subscriber session chooses a layer",
+            ));
+        }
+        if !info.connected {
+            return Err(ApiError::new(409, "the session is not connected yet"));
+        }
+        let (worker, mut feeds) = (info.worker, info.feeds.clone());
+        let tracks = reg
+            .rooms
+            .get(&info.room)
+            .and_then(|r| r.streams.get(&info.stream))
+            .map(|s| s.tracks.clone())
+            .unwrap_or_default();
+        let mut simulcast = false;
+        let mut switches = Vec::new();
+        for feed in &mut feeds {
+            let Some(t) = tracks.iter().find(|t| t.id == feed.published) else {
+                continue;
+            };
+            if t.layers.is_empty() {
+                continue;
+            }
+            simulcast = true;
+            let to = t.layer(Some(layer)).map_err(|e| ApiError::new(400, e))?;
+            if to == feed.track.id {
+                continue;
+            }
+            let codec = VideoCodec::from_name(&t.media.codec.name).ok_or_else(|| {
+                ApiError::new(
+                    400,
+                    format!(
+                        "switching layers needs VP8, VP9, H264 or AV1; the stream sends {}",
+                        t.media.codec.name
+                    ),
+                )
+            })?;
+            feed.track.id = to;
+            switches.push((feed.track, feed.params.clone(), codec));
+        }
+        if !simulcast {
+            return Err(ApiError::new(400, "the stream has no simulcast layers"));
+        }
+        if let Some(info) = reg.sessions.get_mut(&id) {
+            info.feeds = feeds;
+        }
+        drop(reg);
+        for (track, params, codec) in switches {
+            self.dp
+                .subscribe_switching(worker, id, track, params, Some(codec))
+                .map_err(|e| ApiError::new(503, format!("relay busy: {e}")))?;
+        }
+        Ok(())
     }
 
     /// Runs the session's DTLS handshake; on success hands the keys to `connected`, otherwise

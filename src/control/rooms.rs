@@ -11,7 +11,8 @@ use tokio::sync::broadcast;
 
 use super::auth::Grant;
 use crate::datapath::{
-    Command, ExtensionRewrite, MediaKind, MidBinding, PublisherRtx, RidBinding, SessionId, TrackId,
+    Command, ExtensionRewrite, MediaKind, MidBinding, PublisherRtx, RidBinding, SessionId,
+    SubscriptionParams, TrackId, TrackRef,
 };
 use crate::wire::sdp::{NegotiatedMedia, REPAIRED_RTP_STREAM_ID, RTP_STREAM_ID, TRANSPORT_WIDE_CC};
 
@@ -215,6 +216,18 @@ pub struct SessionInfo {
     pub mids: Vec<String>,
     /// Set once DTLS has completed and keys are installed.
     pub connected: bool,
+    /// A subscriber: what it receives of each published track.
+    pub feeds: Vec<Feed>,
+}
+
+/// What a subscriber session receives of one published track: the datapath track (for a
+/// simulcast track, the chosen layer's) and the subscription in the subscriber's numbering.
+#[derive(Debug, Clone)]
+pub struct Feed {
+    /// The published track ([`PublishedTrack::id`]).
+    pub published: TrackId,
+    pub track: TrackRef,
+    pub params: SubscriptionParams,
 }
 
 /// A published stream: its publisher, tracks and subscribers.

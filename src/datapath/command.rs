@@ -8,6 +8,7 @@ use super::upstream::PublisherRtx;
 use super::{SessionId, TrackId};
 use crate::ice::IceCredentials;
 use crate::srtp::Profile;
+use crate::wire::keyframe::VideoCodec;
 
 /// SRTP master keys for one session, as DTLS-SRTP exported them.
 #[derive(Clone, PartialEq, Eq)]
@@ -63,13 +64,17 @@ pub enum Command {
         rtx: Option<PublisherRtx>,
         transport_cc: Option<u8>,
     },
-    /// The session subscribes to `track`, published on worker `origin_worker`.
+    /// The session subscribes to `track`, published on worker `origin_worker`. With `switch`,
+    /// the track is another simulcast layer of what the session already receives under
+    /// `params.ssrc`: the old layer keeps flowing until the new one reaches a keyframe of that
+    /// codec, and the new one continues its sequence numbers and timestamps.
     Subscribe {
         session: SessionId,
         track: TrackId,
         origin_worker: usize,
         kind: MediaKind,
         params: SubscriptionParams,
+        switch: Option<VideoCodec>,
     },
     /// The session no longer receives `track`.
     Unsubscribe { session: SessionId, track: TrackId },

@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::{self, Receiver, Sender, TrySendError};
 
+use crate::wire::keyframe::VideoCodec;
+
 pub use command::{Command, Event, SessionKeys};
 pub use config::{ConfigError, DatapathConfig, Placement};
 pub use fanout::{PacketPool, Rings, SHARED_PACKET_SIZE};
@@ -297,6 +299,19 @@ impl Datapath {
         track: TrackRef,
         params: SubscriptionParams,
     ) -> Result<(), DatapathError> {
+        self.subscribe_switching(sub_worker, session, track, params, None)
+    }
+
+    /// [`Self::subscribe`]; with `switch`, to another simulcast layer of what the session
+    /// receives under `params.ssrc`, from its first keyframe of that codec on.
+    pub fn subscribe_switching(
+        &self,
+        sub_worker: usize,
+        session: SessionId,
+        track: TrackRef,
+        params: SubscriptionParams,
+        switch: Option<VideoCodec>,
+    ) -> Result<(), DatapathError> {
         let TrackRef { id, worker, kind } = track;
         self.send(
             sub_worker,
@@ -306,6 +321,7 @@ impl Datapath {
                 origin_worker: worker,
                 kind,
                 params,
+                switch,
             },
         )?;
         if sub_worker != worker {

@@ -41,6 +41,19 @@ pub struct Session {
     pub transport_cc: Option<TransportArrivals>,
     /// Tracks this session subscribes to.
     pub subscribed: Vec<TrackId>,
+    /// Layer switches under way: where the stream the subscriber sees under each SSRC stands.
+    pub handoffs: Vec<Handoff>,
+}
+
+/// One subscriber stream (its SSRC) moving to another simulcast layer: the last sequence number
+/// and timestamp the old layer's copies carried, so the new layer continues from them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handoff {
+    pub ssrc: u32,
+    pub last_seq: u16,
+    pub last_ts: u32,
+    /// The new layer has started (at a keyframe); the old one sends no more.
+    pub started: bool,
 }
 
 impl Session {
@@ -191,8 +204,24 @@ pub struct Subscription {
     pub packets: u64,
     pub octets: u64,
     pub last_rtp_ts: u32,
+    /// The sequence number of the last copy sent (subscriber numbering).
+    pub last_seq: u16,
     /// Next sequence number on the RTX stream.
     pub rtx_seq: u16,
+    /// Where this subscription stands in a simulcast layer switch; `None` for most.
+    pub switch: Option<Switch>,
+}
+
+/// A subscription's part in a layer switch (the session's [`Handoff`] joins the two).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Switch {
+    /// The new layer: sends nothing until a packet starts a keyframe of `codec`.
+    Waiting(crate::wire::keyframe::VideoCodec),
+    /// The new layer, started with the publisher's sequence number `start`: earlier packets
+    /// (late, reordered) and NACKs for them are not this subscription's.
+    Started { start: u16 },
+    /// The old layer: sends until the new one starts, then is removed.
+    Replaced,
 }
 
 impl Subscription {
@@ -367,7 +396,9 @@ mod tests {
             packets: 0,
             octets: 0,
             last_rtp_ts: 0,
+            last_seq: 0,
             rtx_seq: 40,
+            switch: None,
         }
     }
 
@@ -398,6 +429,7 @@ mod tests {
             by_mid,
             transport_cc: None,
             subscribed: Vec::new(),
+            handoffs: Vec::new(),
         }
     }
 

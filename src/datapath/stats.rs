@@ -106,6 +106,8 @@ counters! {
     transport_feedback,
     /// Publisher RTX packets dropped: padding-only probes, or for packets nobody was missing.
     rtx_dropped,
+    /// Simulcast layer switches completed (the new layer reached a keyframe).
+    layer_switches,
     /// Keyframe requests (PLI/FIR) sent to publishers.
     keyframe_requests,
     /// Keyframe requests suppressed by the 500 ms limit.

@@ -20,7 +20,7 @@ use super::arrivals::TransportArrivals;
 use super::command::{Command, Event};
 use super::fanout::{FanoutMsg, PacketPool, Rings};
 use super::io::{SendQueue, UdpIo, Waker};
-use super::session::{Inbound, MediaKind, Origin, Session, Subscription, Track};
+use super::session::{Handoff, Inbound, MediaKind, Origin, Session, Subscription, Switch, Track};
 use super::stats::{new_latency_histogram, Counters, WorkerStats};
 use super::upstream::{self, rtx_osn, unwrap_rtx, Arrival, LossTracker};
 use super::{SessionId, TrackId};
@@ -621,7 +621,15 @@ impl Core {
         else {
             return;
         };
-        let Some(cached) = track.cache.get(sub.publisher_seq(subscriber_seq)) else {
+        let publisher_seq = sub.publisher_seq(subscriber_seq);
+        if let Some(Switch::Started { start }) = sub.switch {
+            // Before the switch, that number was another layer's packet.
+            if (publisher_seq.wrapping_sub(start) as i16) < 0 {
+                self.counters.nack_misses += 1;
+                return;
+            }
+        }
+        let Some(cached) = track.cache.get(publisher_seq) else {
             self.counters.nack_misses += 1;
             return;
         };
@@ -898,6 +906,7 @@ impl Core {
                     by_mid: Vec::new(),
                     transport_cc: None,
                     subscribed: Vec::new(),
+                    handoffs: Vec::new(),
                 };
                 let slot = match self.free_slots.pop() {
                     Some(i) => {
@@ -997,10 +1006,19 @@ impl Core {
                 origin_worker,
                 kind,
                 params,
+                switch,
             } => {
                 let Some(&slot) = self.by_id.get(&session) else {
                     return;
                 };
+                let mut state = None;
+                if let Some(codec) = switch {
+                    match self.prepare_switch(slot, track, params.ssrc) {
+                        SwitchFrom::Nothing => {}
+                        SwitchFrom::Same => return,
+                        SwitchFrom::Layer => state = Some(Switch::Waiting(codec)),
+                    }
+                }
                 let nack_cache = self.nack_cache;
                 // Until (unless) this worker's own Publish arrives, the packets come on a ring.
                 let origin = Origin::Remote(origin_worker);
@@ -1017,7 +1035,9 @@ impl Core {
                     packets: 0,
                     octets: 0,
                     last_rtp_ts: 0,
+                    last_seq: 0,
                     rtx_seq,
+                    switch: state,
                 });
                 if let Some(s) = self.sessions[slot].as_mut() {
                     if !s.subscribed.contains(&track) {
@@ -1078,6 +1098,71 @@ impl Core {
         self.sessions[i].as_mut()
     }
 
+    /// Before session `slot` subscribes to layer `to` in place of what it receives under
+    /// `ssrc`: undoes a switch of that stream still under way, then marks the current
+    /// subscription as the one being replaced and opens the session's handoff for it.
+    fn prepare_switch(&mut self, slot: usize, to: TrackId, ssrc: u32) -> SwitchFrom {
+        let Some(session) = self.sessions[slot].as_mut() else {
+            return SwitchFrom::Nothing;
+        };
+        let pending = session
+            .handoffs
+            .iter()
+            .position(|h| h.ssrc == ssrc)
+            .map(|i| session.handoffs.swap_remove(i));
+        let subscribed = session.subscribed.clone();
+        let mut current = None;
+        for t in subscribed {
+            let Some(track) = self.tracks.get_mut(&t) else {
+                continue;
+            };
+            let Some(sub) = track
+                .subscribers
+                .iter_mut()
+                .find(|s| s.session == slot && s.params.ssrc == ssrc)
+            else {
+                continue;
+            };
+            let started = pending.is_some_and(|h| h.started);
+            match sub.switch {
+                // The unfinished switch's target, or its finished switch's source: gone.
+                Some(Switch::Waiting(_)) if !started => self.unsubscribe_slot(slot, t),
+                Some(Switch::Replaced) if started => self.unsubscribe_slot(slot, t),
+                // The unfinished switch's source is the stream again.
+                Some(Switch::Replaced) => {
+                    sub.switch = None;
+                    current = Some(t);
+                }
+                _ => current = Some(t),
+            }
+        }
+        let Some(from) = current else {
+            return SwitchFrom::Nothing;
+        };
+        if from == to {
+            return SwitchFrom::Same;
+        }
+        let Some(sub) = self.tracks.get_mut(&from).and_then(|track| {
+            track
+                .subscribers
+                .iter_mut()
+                .find(|s| s.session == slot && s.params.ssrc == ssrc)
+        }) else {
+            return SwitchFrom::Nothing;
+        };
+        sub.switch = Some(Switch::Replaced);
+        let handoff = Handoff {
+            ssrc,
+            last_seq: sub.last_seq,
+            last_ts: sub.last_rtp_ts,
+            started: false,
+        };
+        if let Some(session) = self.sessions[slot].as_mut() {
+            session.handoffs.push(handoff);
+        }
+        SwitchFrom::Layer
+    }
+
     fn unsubscribe_slot(&mut self, slot: usize, track: TrackId) {
         if let Some(t) = self.tracks.get_mut(&track) {
             t.subscribers.retain(|s| s.session != slot);
@@ -1112,6 +1197,16 @@ impl Core {
         }
         self.counters.sessions = self.by_id.len() as u64;
     }
+}
+
+/// What a layer switch starts from.
+enum SwitchFrom {
+    /// The session receives nothing under that SSRC: a plain subscription.
+    Nothing,
+    /// It already receives that layer.
+    Same,
+    /// Another layer, now marked as replaced.
+    Layer,
 }
 
 /// The earlier of two optional deadlines.
@@ -1207,6 +1302,7 @@ impl Fanout<'_> {
             return 0;
         };
         let mut queued = 0;
+        let mut ended_any = false;
         for sub in &mut track.subscribers {
             // Sends leave in chunks while the fan-out runs, so the first subscribers' copies do
             // not wait for the last ones to be encrypted.
@@ -1221,6 +1317,14 @@ impl Fanout<'_> {
             };
             let overhead = ctx.profile().rtp_overhead();
             for packet in packets.clone() {
+                if sub.switch.is_some() && !switch_admits(sub, packet, &mut session.handoffs) {
+                    if sub.switch == Some(Switch::Replaced) && ended(sub, &session.handoffs) {
+                        session.subscribed.retain(|t| *t != track_id);
+                        ended_any = true;
+                        break;
+                    }
+                    continue;
+                }
                 let Some(out) = tx.slot() else {
                     self.counters.send_queue_full += 1;
                     continue;
@@ -1231,12 +1335,23 @@ impl Fanout<'_> {
                     continue;
                 };
                 let rtp_ts = u32::from_be_bytes([out[4], out[5], out[6], out[7]]);
+                let rtp_seq = u16::from_be_bytes([out[2], out[3]]);
                 match ctx.protect_rtp(out, len) {
                     Ok(n) => {
                         tx.commit(n, addr);
                         sub.packets += 1;
                         sub.octets += (len - crate::wire::rtp::FIXED_HEADER_LEN) as u64;
                         sub.last_rtp_ts = rtp_ts;
+                        sub.last_seq = rtp_seq;
+                        if sub.switch == Some(Switch::Replaced) {
+                            if let Some(h) = session
+                                .handoffs
+                                .iter_mut()
+                                .find(|h| h.ssrc == sub.params.ssrc)
+                            {
+                                (h.last_seq, h.last_ts) = (rtp_seq, rtp_ts);
+                            }
+                        }
                         self.counters.media_out += 1;
                         self.counters.packets_out += 1;
                         self.counters.bytes_out += n as u64;
@@ -1246,8 +1361,74 @@ impl Fanout<'_> {
                 }
             }
         }
+        if ended_any {
+            // Replaced layers whose successors have started: their handoffs are done too.
+            let sessions = &mut *self.sessions;
+            track.subscribers.retain(|sub| {
+                if sub.switch != Some(Switch::Replaced) {
+                    return true;
+                }
+                let Some(session) = sessions[sub.session].as_mut() else {
+                    return false;
+                };
+                if !ended(sub, &session.handoffs) {
+                    return true;
+                }
+                session.handoffs.retain(|h| h.ssrc != sub.params.ssrc);
+                false
+            });
+            self.counters.layer_switches += 1;
+            if track.subscribers.is_empty() && matches!(track.origin, Origin::Remote(_)) {
+                self.tracks.remove(&track_id);
+            }
+        }
         queued
     }
+}
+
+/// Whether a subscription in a layer switch sends the publisher's plaintext `packet`, moving
+/// the switch along: the new layer starts at a keyframe, numbered on from where the old one
+/// stopped; the old layer sends until then.
+fn switch_admits(sub: &mut Subscription, packet: &[u8], handoffs: &mut [Handoff]) -> bool {
+    let ssrc = sub.params.ssrc;
+    let seq = u16::from_be_bytes([packet[2], packet[3]]);
+    match sub.switch {
+        None => true,
+        Some(Switch::Started { start }) => {
+            let since = seq.wrapping_sub(start) as i16;
+            if since > 1000 {
+                sub.switch = None; // long past the switch: the comparison would wrap
+            }
+            since >= 0
+        }
+        Some(Switch::Replaced) => handoffs.iter().any(|h| h.ssrc == ssrc && !h.started),
+        Some(Switch::Waiting(codec)) => {
+            let Some(h) = handoffs.iter_mut().find(|h| h.ssrc == ssrc && !h.started) else {
+                return false;
+            };
+            let Ok(parsed) = crate::wire::rtp::RtpPacket::parse(packet) else {
+                return false;
+            };
+            if !codec.starts_keyframe(parsed.payload()) {
+                return false;
+            }
+            // One 90 kHz frame interval (30 fps) after the old layer's last timestamp.
+            const TS_STEP: u32 = 3000;
+            let ts = parsed.timestamp();
+            sub.params.seq_offset = h.last_seq.wrapping_add(1).wrapping_sub(seq);
+            sub.params.ts_offset = h.last_ts.wrapping_add(TS_STEP).wrapping_sub(ts);
+            h.started = true;
+            sub.switch = Some(Switch::Started { start: seq });
+            true
+        }
+    }
+}
+
+/// Whether the replaced subscription `sub` is done: its successor has started.
+fn ended(sub: &Subscription, handoffs: &[Handoff]) -> bool {
+    handoffs
+        .iter()
+        .any(|h| h.ssrc == sub.params.ssrc && h.started)
 }
 
 /// The current wall-clock time as a 64-bit NTP timestamp (for sender reports).

@@ -4,6 +4,7 @@
 //! returns a `WireError` reason for bad input; nothing here may panic on any byte sequence.
 
 pub mod demux;
+pub mod keyframe;
 pub mod rtcp;
 pub mod rtp;
 pub mod sdp;

@@ -1,0 +1,51 @@
+// node simulcast-switch.mjs <publisher-url> <viewer-url>
+// A demo-page tab publishes its fake 640x480 camera as two simulcast layers (h, and l at half
+// size); a viewer tab watches layer h, then moves to l, then back to h, with the page's
+// window.ternSwitchLayer (POST <session>/layer). After each move it waits until it decodes
+// frames of the new size, and more than FRAMES of them. Prints, as JSON, each step: the HTTP
+// statuses, frame width, frames and keyframes decoded, freezes, and the inbound SSRC.
+import { launch, openTab, until, fail } from "./tabs.mjs";
+
+const FRAMES = 30;
+const STEP_MS = 20_000;
+
+const urls = process.argv.slice(2);
+if (urls.length !== 2) await fail("usage: node simulcast-switch.mjs <publisher-url> <viewer-url>");
+const publisherName = new URL(urls[0]).searchParams.get("name");
+const browser = await launch();
+const publisher = await openTab(browser, "publisher", urls[0]);
+const viewer = await openTab(browser, "viewer", urls[1]);
+const tabs = [publisher, viewer];
+
+const watched = () => viewer.page.evaluate(async (name) => {
+  const pc = window.ternState.pcs.get(name);
+  const out = { frames: 0, width: null, keyframes: 0, freezes: 0, ssrc: null, videoStreams: 0 };
+  if (!pc) return out;
+  (await pc.getStats()).forEach((r) => {
+    if (r.type === "inbound-rtp" && r.kind === "video") {
+      out.videoStreams += 1;
+      Object.assign(out, { frames: r.framesDecoded || 0, width: r.frameWidth, keyframes: r.keyFramesDecoded, freezes: r.freezeCount, ssrc: r.ssrc });
+    }
+  });
+  return out;
+}, publisherName);
+
+const steps = [];
+let now = await watched();
+async function reach(name, width, after) {
+  const ok = await until(STEP_MS, async () => {
+    now = await watched();
+    return now.width === width && now.frames > after + FRAMES;
+  });
+  if (!ok) await fail(`${name}: want ${width}-wide frames, more than ${FRAMES} after ${after}; have ${JSON.stringify(now)}; steps ${JSON.stringify(steps)}`, tabs, browser);
+  steps.push({ step: name, ...now });
+}
+
+await reach("start on h", 640, 0);
+for (const [layer, width] of [["l", 320], ["h", 640]]) {
+  const statuses = await viewer.page.evaluate((l) => window.ternSwitchLayer(l), layer);
+  if (statuses[publisherName] !== 204) await fail(`switch to ${layer}: ${JSON.stringify(statuses)}`, tabs, browser);
+  await reach(`switched to ${layer}`, width, now.frames);
+}
+console.log(JSON.stringify(steps));
+await browser.close();
