@@ -2,7 +2,7 @@
 //! watched in real Chromium: the viewer starts on layer h (640 wide), moves to l (320) and back.
 //! The relay keeps the viewer's one RTP stream (same SSRC, sequence numbers and timestamps
 //! continued) and starts the new layer at a keyframe, so the viewer's decoder goes on decoding
-//! without a new track.
+//! without a new track. A layer the publisher does not send is refused with 400.
 
 mod browser_support;
 
@@ -20,12 +20,12 @@ async fn a_viewer_moves_between_simulcast_layers_on_one_stream() {
         .unwrap_or_else(|e| panic!("simulcast-switch.mjs printed no JSON ({e}): {line}"));
     let counters = running.relay.dp.total_counters();
     println!("relay: {counters:?}");
-    assert_eq!(steps.len(), 3, "{line}");
+    assert_eq!(steps.len(), 4, "{line}");
     let widths: Vec<u64> = steps
         .iter()
         .map(|s| s["width"].as_u64().unwrap_or(0))
         .collect();
-    assert_eq!(widths, [640, 320, 640], "{line}");
+    assert_eq!(widths, [640, 320, 640, 640], "{line}");
     // One video stream from the viewer's point of view, under one SSRC, all along.
     for s in &steps {
         assert_eq!(s["videoStreams"], 1, "{line}");

@@ -2,7 +2,8 @@
 // A demo-page tab publishes its fake 640x480 camera as two simulcast layers (h, and l at half
 // size); a viewer tab watches layer h, then moves to l, then back to h, with the page's
 // window.ternSwitchLayer (POST <session>/layer). After each move it waits until it decodes
-// frames of the new size, and more than FRAMES of them. Prints, as JSON, each step: the HTTP
+// frames of the new size, and more than FRAMES of them; a move to a layer the publisher does
+// not send (x) must be refused with 400 and change nothing. Prints, as JSON, each step: the HTTP
 // statuses, frame width, frames and keyframes decoded, freezes, and the inbound SSRC.
 import { launch, openTab, until, fail } from "./tabs.mjs";
 
@@ -47,5 +48,9 @@ for (const [layer, width] of [["l", 320], ["h", 640]]) {
   if (statuses[publisherName] !== 204) await fail(`switch to ${layer}: ${JSON.stringify(statuses)}`, tabs, browser);
   await reach(`switched to ${layer}`, width, now.frames);
 }
+// A layer the publisher does not send is refused, and the viewer stays where it is.
+const unknown = await viewer.page.evaluate(() => window.ternSwitchLayer("x"));
+if (unknown[publisherName] !== 400) await fail(`switch to x: ${JSON.stringify(unknown)}`, tabs, browser);
+await reach("after refused x", 640, now.frames);
 console.log(JSON.stringify(steps));
 await browser.close();
