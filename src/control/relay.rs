@@ -429,6 +429,7 @@ impl Relay {
             let r = reg.room(&room_s);
             if let Some(s) = r.streams.get_mut(&stream_s) {
                 s.tracks = tracks;
+                s.stalled.clear();
             }
             let _ = r.events.send(RoomEvent::Published {
                 stream: stream_s.clone(),
@@ -454,7 +455,7 @@ impl Relay {
         client_ip: IpAddr,
     ) -> Result<Created, ApiError> {
         let offer = self.admit(client_ip, offer_sdp)?;
-        let (tracks, pub_worker) = {
+        let (tracks, pub_worker, stalled) = {
             let reg = lock(&self.registry);
             let s = reg.rooms.get(room).and_then(|r| r.streams.get(stream));
             match s {
@@ -465,7 +466,7 @@ impl Relay {
                             "this stream has as many subscribers as it may",
                         ));
                     }
-                    (s.tracks.clone(), s.publisher_worker)
+                    (s.tracks.clone(), s.publisher_worker, s.stalled.clone())
                 }
                 _ => {
                     return Err(ApiError::new(
@@ -527,11 +528,12 @@ impl Relay {
             subscriptions.push(Feed {
                 published: t.id,
                 track: TrackRef {
-                    id: track_ids[i],
+                    id: t.serving(track_ids[i], &stalled),
                     worker: pub_worker,
                     kind: t.kind,
                 },
                 params,
+                wanted: track_ids[i],
             });
         }
         if subscriptions.is_empty() {
@@ -555,7 +557,7 @@ impl Relay {
             reg.sessions.insert(
                 id,
                 SessionInfo {
-                    feeds: subscriptions.clone(),
+                    feeds: subscriptions,
                     ..info
                 },
             );
@@ -573,14 +575,14 @@ impl Relay {
                 .dp
                 .send(worker, Command::SetKeys { session: id, keys })
                 .ok()?;
-            for feed in subscriptions {
-                relay
-                    .dp
-                    .subscribe(worker, id, feed.track, feed.params)
-                    .ok()?;
-            }
-            if let Some(s) = lock(&relay.registry).sessions.get_mut(&id) {
-                s.connected = true;
+            // The feeds as they are now (a layer may have stopped meanwhile), installed under the
+            // registry's lock so that no layer change is sent before them.
+            let mut reg = lock(&relay.registry);
+            let s = reg.sessions.get_mut(&id)?;
+            s.connected = true;
+            for feed in &s.feeds {
+                let params = feed.params.clone();
+                relay.dp.subscribe(worker, id, feed.track, params).ok()?;
             }
             Some(())
         });
@@ -592,8 +594,9 @@ impl Relay {
     }
 
     /// Moves subscriber session `id` to simulcast layer `layer` of each simulcast track it
-    /// receives. The relay keeps sending the old layer until the new one reaches a keyframe
-    /// (it asks the publisher for one), then continues the same RTP stream with it.
+    /// receives (or, while the publisher has that layer stopped, to one it still sends, and
+    /// back when it resumes). The relay keeps sending the old layer until the new one reaches
+    /// a keyframe (it asks the publisher for one), then continues the same RTP stream with it.
     pub fn switch_layer(&self, id: SessionId, layer: &str) -> Result<(), ApiError> {
         let mut reg = lock(&self.registry);
         let info = reg
@@ -606,18 +609,13 @@ impl Relay {
                 "only a WHEP subscriber session chooses a layer",
             ));
         }
-        if !info.connected {
-            return Err(ApiError::new(409, "the session is not connected yet"));
-        }
-        let (worker, mut feeds) = (info.worker, info.feeds.clone());
-        let tracks = reg
+        let stream = reg
             .rooms
             .get(&info.room)
-            .and_then(|r| r.streams.get(&info.stream))
-            .map(|s| s.tracks.clone())
-            .unwrap_or_default();
+            .and_then(|r| r.streams.get(&info.stream));
+        let tracks = stream.map(|s| s.tracks.clone()).unwrap_or_default();
+        let mut feeds = info.feeds.clone();
         let mut simulcast = false;
-        let mut switches = Vec::new();
         for feed in &mut feeds {
             let Some(t) = tracks.iter().find(|t| t.id == feed.published) else {
                 continue;
@@ -626,33 +624,87 @@ impl Relay {
                 continue;
             }
             simulcast = true;
-            let to = t.layer(Some(layer)).map_err(|e| ApiError::new(400, e))?;
-            if to == feed.track.id {
-                continue;
-            }
-            let codec = VideoCodec::from_name(&t.media.codec.name).ok_or_else(|| {
-                ApiError::new(
+            feed.wanted = t.layer(Some(layer)).map_err(|e| ApiError::new(400, e))?;
+            if VideoCodec::from_name(&t.media.codec.name).is_none() {
+                return Err(ApiError::new(
                     400,
                     format!(
                         "switching layers needs VP8, VP9, H264 or AV1; the stream sends {}",
                         t.media.codec.name
                     ),
-                )
-            })?;
-            feed.track.id = to;
-            switches.push((feed.track, feed.params.clone(), codec));
+                ));
+            }
         }
         if !simulcast {
             return Err(ApiError::new(400, "the stream has no simulcast layers"));
         }
+        if !info.connected {
+            return Err(ApiError::new(409, "the session is not connected yet"));
+        }
+        let stalled = stream.map(|s| s.stalled.clone()).unwrap_or_default();
         if let Some(info) = reg.sessions.get_mut(&id) {
             info.feeds = feeds;
         }
-        drop(reg);
-        for (track, params, codec) in switches {
+        self.reserve(&mut reg, id, &tracks, &stalled)
+            .map_err(|e| ApiError::new(503, format!("relay busy: {e}")))
+    }
+
+    /// A simulcast layer stopped or resumed (the publisher's worker saw its packets stop or
+    /// come back): every subscriber of its stream gets the layer it wants if sent, else another.
+    fn layer_changed(&self, track: TrackId, active: bool) {
+        let mut reg = lock(&self.registry);
+        let Some(stream) = reg.rooms.values_mut().find_map(|r| {
+            r.streams.values_mut().find(|s| {
+                s.tracks
+                    .iter()
+                    .any(|t| t.layers.iter().any(|(_, l)| *l == track))
+            })
+        }) else {
+            return;
+        };
+        stream.stalled.retain(|t| *t != track);
+        if !active {
+            stream.stalled.push(track);
+        }
+        let (tracks, stalled) = (stream.tracks.clone(), stream.stalled.clone());
+        for id in stream.subscribers.clone() {
+            if let Err(e) = self.reserve(&mut reg, id, &tracks, &stalled) {
+                eprintln!("tern: session {id}: layer change not sent: {e}");
+            }
+        }
+    }
+
+    /// Sends connected subscriber `id` the layer each of its feeds should have now, switching
+    /// those that differ. Called with the registry locked, so that switches reach the worker in
+    /// the order the registry records them.
+    fn reserve(
+        &self,
+        reg: &mut Registry,
+        id: SessionId,
+        tracks: &[PublishedTrack],
+        stalled: &[TrackId],
+    ) -> Result<(), crate::datapath::DatapathError> {
+        let Some(info) = reg.sessions.get_mut(&id) else {
+            return Ok(());
+        };
+        if !info.connected {
+            return Ok(()); // installed from `feeds` when it connects
+        }
+        for feed in &mut info.feeds {
+            let Some(t) = tracks.iter().find(|t| t.id == feed.published) else {
+                continue;
+            };
+            let (serving, codec) = (
+                t.serving(feed.wanted, stalled),
+                VideoCodec::from_name(&t.media.codec.name),
+            );
+            let Some(codec) = codec.filter(|_| serving != feed.track.id) else {
+                continue;
+            };
+            feed.track.id = serving;
+            let params = feed.params.clone();
             self.dp
-                .subscribe_switching(worker, id, track, params, Some(codec))
-                .map_err(|e| ApiError::new(503, format!("relay busy: {e}")))?;
+                .subscribe_switching(info.worker, id, feed.track, params, Some(codec))?;
         }
         Ok(())
     }
@@ -744,6 +796,7 @@ impl Relay {
             Event::ConsentExpired { session } => {
                 self.end_session(session);
             }
+            Event::LayerActive { track, active } => self.layer_changed(track, active),
             _ => {}
         }
     }
@@ -767,6 +820,7 @@ impl Relay {
                     s.publisher = None;
                     unpublished = !s.tracks.is_empty();
                     s.tracks.clear();
+                    s.stalled.clear();
                     orphans = std::mem::take(&mut s.subscribers);
                 }
                 if s.publisher.is_none() && s.subscribers.is_empty() {

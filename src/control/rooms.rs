@@ -126,6 +126,20 @@ impl PublishedTrack {
             .collect()
     }
 
+    /// The layer to send someone who wants layer `wanted`: that one, unless the publisher has it
+    /// stopped (`stalled`); then the first of the others (in the offer's order) still sent; if
+    /// none is, `wanted` all the same.
+    pub fn serving(&self, wanted: TrackId, stalled: &[TrackId]) -> TrackId {
+        if !stalled.contains(&wanted) {
+            return wanted;
+        }
+        self.layers
+            .iter()
+            .map(|(_, t)| *t)
+            .find(|t| !stalled.contains(t))
+            .unwrap_or(wanted)
+    }
+
     /// The datapath track a subscriber gets: with simulcast, the layer `rid` names (`None`: the
     /// first, the publisher's preferred), and an error naming the layers if there is no such
     /// layer. A section without simulcast has one stream, whatever `rid` asks for.
@@ -221,13 +235,16 @@ pub struct SessionInfo {
 }
 
 /// What a subscriber session receives of one published track: the datapath track (for a
-/// simulcast track, the chosen layer's) and the subscription in the subscriber's numbering.
+/// simulcast track, the layer it gets now) and the subscription in the subscriber's numbering.
 #[derive(Debug, Clone)]
 pub struct Feed {
     /// The published track ([`PublishedTrack::id`]).
     pub published: TrackId,
     pub track: TrackRef,
     pub params: SubscriptionParams,
+    /// For a simulcast track: the layer the subscriber asked for. It gets another while the
+    /// publisher has that one stopped.
+    pub wanted: TrackId,
 }
 
 /// A published stream: its publisher, tracks and subscribers.
@@ -237,6 +254,8 @@ pub struct Stream {
     pub publisher_worker: usize,
     pub tracks: Vec<PublishedTrack>,
     pub subscribers: Vec<SessionId>,
+    /// Simulcast layers the publisher has stopped sending (as its worker reported).
+    pub stalled: Vec<TrackId>,
 }
 
 /// A room's streams and event feed.

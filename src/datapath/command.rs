@@ -107,6 +107,9 @@ pub enum Event {
     },
     /// No authenticated Binding request within the consent timeout: the session was removed.
     ConsentExpired { session: SessionId },
+    /// A simulcast layer published on this worker stopped (no packet for `LAYER_STALL`, or none
+    /// yet that long after it was published) or started again.
+    LayerActive { track: TrackId, active: bool },
     /// A command could not be carried out.
     Error {
         session: SessionId,

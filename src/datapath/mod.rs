@@ -33,6 +33,7 @@ pub use io::{IoConfig, IoKind, IoMode};
 pub use session::{ExtensionRewrite, MediaKind, MidBinding, RidBinding, SubscriptionParams};
 pub use stats::{new_latency_histogram as stats_histogram, Counters, WorkerStats};
 pub use upstream::PublisherRtx;
+pub use worker::LAYER_STALL;
 
 /// A session's id, chosen by the slow path.
 pub type SessionId = u64;

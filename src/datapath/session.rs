@@ -362,6 +362,18 @@ pub struct Track {
     pub received: u64,
     /// For a track published here whose publisher takes NACKs: what it still owes us.
     pub loss: Option<LossTracker>,
+    /// A simulcast layer published here: since when it is (when its last packet came), and
+    /// whether it was reported stopped.
+    pub layer: Option<LayerState>,
+}
+
+/// Whether a simulcast layer is being sent: a publisher stops layers its bandwidth or CPU
+/// cannot carry, and the slow path moves their subscribers to another layer meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerState {
+    /// The last packet's arrival, or the time the layer was installed.
+    pub last: Instant,
+    pub stalled: bool,
 }
 
 impl Track {
@@ -378,6 +390,7 @@ impl Track {
             highest_seq: None,
             received: 0,
             loss: None,
+            layer: None,
         }
     }
 }

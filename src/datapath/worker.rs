@@ -20,7 +20,9 @@ use super::arrivals::TransportArrivals;
 use super::command::{Command, Event};
 use super::fanout::{FanoutMsg, PacketPool, Rings};
 use super::io::{SendQueue, UdpIo, Waker};
-use super::session::{Handoff, Inbound, MediaKind, Origin, Session, Subscription, Switch, Track};
+use super::session::{
+    Handoff, Inbound, LayerState, MediaKind, Origin, Session, Subscription, Switch, Track,
+};
 use super::stats::{new_latency_histogram, Counters, WorkerStats};
 use super::upstream::{self, rtx_osn, unwrap_rtx, Arrival, LossTracker};
 use super::{SessionId, TrackId};
@@ -30,6 +32,8 @@ use crate::wire::demux::{classify, PacketKind};
 use crate::wire::rtcp::{self, Rtcp, RtcpIter};
 
 const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(100);
+/// A simulcast layer with no packet for this long is reported stopped.
+pub const LAYER_STALL: Duration = Duration::from_secs(1);
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 /// Transport-cc feedback interval (libwebrtc's receivers send every 50–250 ms).
 const FEEDBACK_EVERY: Duration = Duration::from_millis(50);
@@ -417,6 +421,16 @@ impl Core {
         let seq = u16::from_be_bytes([packet[2], packet[3]]);
         track.cache.store(seq, packet);
         track.received += 1;
+        if let Some(layer) = track.layer.as_mut() {
+            layer.last = now;
+            if layer.stalled {
+                layer.stalled = false;
+                let _ = self.events.try_send(Event::LayerActive {
+                    track: track_id,
+                    active: true,
+                });
+            }
+        }
         let ext = crate::srtp::estimate_index(track.highest_seq, seq).unwrap_or(u64::from(seq));
         if let Some(loss) = track.loss.as_mut() {
             match loss.on_packet(ext, track.highest_seq, now) {
@@ -866,6 +880,18 @@ impl Core {
     }
 
     fn housekeeping(&mut self, now: Instant) {
+        for (&track, t) in self.tracks.iter_mut() {
+            let Some(layer) = t.layer.as_mut() else {
+                continue;
+            };
+            if !layer.stalled && now.saturating_duration_since(layer.last) >= LAYER_STALL {
+                layer.stalled = true;
+                let _ = self.events.try_send(Event::LayerActive {
+                    track,
+                    active: false,
+                });
+            }
+        }
         let mut expired = Vec::new();
         for s in self.sessions.iter().flatten() {
             if s.consent.expired(now) {
@@ -984,7 +1010,7 @@ impl Core {
                         s.inbound_rtx.push((rtx.ssrc, track, rtx.apt));
                     }
                     s.by_mid.retain(|(t, _)| *t != track);
-                    if let Some(binding) = by_mid {
+                    if let Some(binding) = by_mid.clone() {
                         s.by_mid.push((track, binding));
                     }
                 }
@@ -999,6 +1025,11 @@ impl Core {
                 }
                 t.kind = kind;
                 t.loss = nack.then(|| LossTracker::new(now));
+                let layered = by_mid.is_some_and(|b| b.rid.is_some());
+                t.layer = layered.then_some(LayerState {
+                    last: now,
+                    stalled: false,
+                });
             }
             Command::Subscribe {
                 session,
