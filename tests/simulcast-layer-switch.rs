@@ -168,3 +168,53 @@ fn asking_again_before_the_keyframe_or_for_the_current_layer_changes_nothing() {
     assert_eq!(received(&mut sub, quiet), [(11, 8000, 3)]);
     assert_eq!(dp.total_counters().layer_switches, 0);
 }
+
+/// The media SSRCs of the PLIs the publisher receives before `wait` passes quietly.
+fn plis_to_publisher(publisher: &mut Peer, wait: Duration) -> Vec<u32> {
+    let mut got = Vec::new();
+    while let Some(compound) = publisher.recv_rtcp(Instant::now() + wait) {
+        for packet in rtcp::RtcpIter::new(&compound).flatten() {
+            if let Ok(rtcp::Rtcp::Pli(_)) = packet.typed() {
+                got.extend(packet.media_ssrc());
+            }
+        }
+    }
+    got
+}
+
+#[test]
+fn once_the_new_layer_started_the_subscribers_rtcp_goes_to_it() {
+    let dp = Datapath::start(DatapathConfig::for_tests(1, IoMode::Auto)).unwrap();
+    let mut publisher = Peer::install(&dp, 0, 1, true);
+    let mut sub = Peer::install(&dp, 0, 2, true);
+    publisher.connect();
+    sub.connect();
+    publish(&dp, 3, H);
+    publish(&dp, 4, L);
+    let params = SubscriptionParams::with_ssrc(SUB);
+    dp.subscribe(0, 2, track(3), params.clone()).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    publisher.send_rtp(H, 1, 1000, &payload(INTER, 1));
+    dp.subscribe_switching(0, 2, track(4), params, Some(VideoCodec::Vp8))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    // l starts; h, stopped by its publisher, sends nothing more.
+    publisher.send_rtp(L, 50, 4000, &payload(KEY, 2));
+    let got = received(&mut sub, Duration::from_millis(300));
+    assert_eq!(got, [(1, 1000, 1), (2, 4000, 2)]);
+    assert_eq!(
+        plis_to_publisher(&mut publisher, Duration::from_millis(300)),
+        [H, L],
+        "one when the subscriber joined h, one for the switch to l"
+    );
+    // Past the keyframe-request limit, the subscriber asks for a keyframe: of l, not of h.
+    std::thread::sleep(Duration::from_millis(600));
+    let mut pli = [0u8; 12];
+    let n = rtcp::write_pli(&mut pli, 0x1, SUB).unwrap();
+    sub.send_rtcp(&pli[..n]);
+    assert_eq!(
+        plis_to_publisher(&mut publisher, Duration::from_millis(300)),
+        [L]
+    );
+    assert_eq!(dp.total_counters().layer_switches, 1);
+}

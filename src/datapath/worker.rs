@@ -118,6 +118,7 @@ pub(crate) fn run(setup: WorkerSetup) {
         nack_cache: setup.nack_cache,
         next_nack: None,
         epoch: setup.epoch,
+        switched: Vec::with_capacity(64),
     };
     let mut next_housekeeping = Instant::now();
     let mut next_report = Instant::now() + REPORT_EVERY;
@@ -147,6 +148,7 @@ pub(crate) fn run(setup: WorkerSetup) {
         core.fanout_staged(&mut io);
         let local_egress = core.egress;
         core.drain_rings(&mut io);
+        core.finish_switches();
         core.handle_commands(&commands, &mut io.tx, now);
         if core.next_nack.is_some_and(|t| now >= t) {
             core.nack_publishers(&mut io.tx, now);
@@ -227,6 +229,8 @@ struct Core {
     next_nack: Option<Instant>,
     /// Arrival times for transport-cc are µs since this instant.
     epoch: Instant,
+    /// Layer switches whose new layer started this turn (see `finish_switches`).
+    switched: Vec<(usize, u32)>,
 }
 
 impl Core {
@@ -496,6 +500,7 @@ impl Core {
             tracks: &mut self.tracks,
             sessions: &mut self.sessions,
             counters: &mut self.counters,
+            switched: &mut self.switched,
         };
         for i in 0..n {
             let track = stage[i].track;
@@ -538,6 +543,7 @@ impl Core {
                     tracks: &mut self.tracks,
                     sessions: &mut self.sessions,
                     counters: &mut self.counters,
+                    switched: &mut self.switched,
                 };
                 for i in 0..batch.len() {
                     let track = batch[i].track;
@@ -1129,6 +1135,30 @@ impl Core {
         self.sessions[i].as_mut()
     }
 
+    /// Ends the layer switches whose new layer started this turn: the replaced subscriptions
+    /// and their handoffs go, so that the subscriber's RTCP (PLI, NACK) finds the new layer.
+    fn finish_switches(&mut self) {
+        while let Some((slot, ssrc)) = self.switched.pop() {
+            self.counters.layer_switches += 1;
+            let Some(session) = self.sessions[slot].as_mut() else {
+                continue;
+            };
+            session.handoffs.retain(|h| h.ssrc != ssrc);
+            for t in session.subscribed.clone() {
+                let replaced = self.tracks.get(&t).is_some_and(|track| {
+                    track.subscribers.iter().any(|s| {
+                        s.session == slot
+                            && s.params.ssrc == ssrc
+                            && s.switch == Some(Switch::Replaced)
+                    })
+                });
+                if replaced {
+                    self.unsubscribe_slot(slot, t);
+                }
+            }
+        }
+    }
+
     /// Before session `slot` subscribes to layer `to` in place of what it receives under
     /// `ssrc`: undoes a switch of that stream still under way, then marks the current
     /// subscription as the one being replaced and opens the session's handoff for it.
@@ -1318,6 +1348,8 @@ struct Fanout<'a> {
     tracks: &'a mut HashMap<TrackId, Track>,
     sessions: &'a mut [Option<Session>],
     counters: &'a mut Counters,
+    /// `(session slot, subscriber SSRC)` of layer switches whose new layer started.
+    switched: &'a mut Vec<(usize, u32)>,
 }
 
 impl Fanout<'_> {
@@ -1333,7 +1365,6 @@ impl Fanout<'_> {
             return 0;
         };
         let mut queued = 0;
-        let mut ended_any = false;
         for sub in &mut track.subscribers {
             // Sends leave in chunks while the fan-out runs, so the first subscribers' copies do
             // not wait for the last ones to be encrypted.
@@ -1348,13 +1379,14 @@ impl Fanout<'_> {
             };
             let overhead = ctx.profile().rtp_overhead();
             for packet in packets.clone() {
-                if sub.switch.is_some() && !switch_admits(sub, packet, &mut session.handoffs) {
-                    if sub.switch == Some(Switch::Replaced) && ended(sub, &session.handoffs) {
-                        session.subscribed.retain(|t| *t != track_id);
-                        ended_any = true;
-                        break;
+                if let Some(before) = sub.switch {
+                    if !switch_admits(sub, packet, &mut session.handoffs) {
+                        continue;
                     }
-                    continue;
+                    if matches!(before, Switch::Waiting(_)) {
+                        // The new layer's first packet: the old one goes after this turn.
+                        self.switched.push((sub.session, sub.params.ssrc));
+                    }
                 }
                 let Some(out) = tx.slot() else {
                     self.counters.send_queue_full += 1;
@@ -1390,27 +1422,6 @@ impl Fanout<'_> {
                     }
                     Err(_) => self.counters.srtp_errors += 1,
                 }
-            }
-        }
-        if ended_any {
-            // Replaced layers whose successors have started: their handoffs are done too.
-            let sessions = &mut *self.sessions;
-            track.subscribers.retain(|sub| {
-                if sub.switch != Some(Switch::Replaced) {
-                    return true;
-                }
-                let Some(session) = sessions[sub.session].as_mut() else {
-                    return false;
-                };
-                if !ended(sub, &session.handoffs) {
-                    return true;
-                }
-                session.handoffs.retain(|h| h.ssrc != sub.params.ssrc);
-                false
-            });
-            self.counters.layer_switches += 1;
-            if track.subscribers.is_empty() && matches!(track.origin, Origin::Remote(_)) {
-                self.tracks.remove(&track_id);
             }
         }
         queued
@@ -1453,13 +1464,6 @@ fn switch_admits(sub: &mut Subscription, packet: &[u8], handoffs: &mut [Handoff]
             true
         }
     }
-}
-
-/// Whether the replaced subscription `sub` is done: its successor has started.
-fn ended(sub: &Subscription, handoffs: &[Handoff]) -> bool {
-    handoffs
-        .iter()
-        .any(|h| h.ssrc == sub.params.ssrc && h.started)
 }
 
 /// The current wall-clock time as a 64-bit NTP timestamp (for sender reports).
