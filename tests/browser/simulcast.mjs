@@ -42,8 +42,12 @@ const ok = await until(TIMEOUT_MS, async () => {
   return seen.every((v) => v.frames > FRAMES);
 });
 if (!ok) await fail(`frames decoded of ${publisherName}: h=${seen[0]?.frames} l=${seen[1]?.frames}, want > ${FRAMES} each within ${TIMEOUT_MS} ms`, tabs, browser);
-// Let both layers settle at their full size (the encoder starts small and ramps up).
-await new Promise((r) => setTimeout(r, 3000));
-seen = [await watched(viewers[0]), await watched(viewers[1])];
+// Let both layers settle at their sizes: the encoder starts small and ramps up, and a browser
+// starts with its lower layers only (h comes when its bandwidth estimate allows; until then
+// the relay serves h's viewer from l). The Rust side judges what this ends with.
+await until(TIMEOUT_MS, async () => {
+  seen = [await watched(viewers[0]), await watched(viewers[1])];
+  return seen[0].width >= 320 && seen[0].width === 2 * seen[1].width;
+});
 console.log(JSON.stringify({ h: seen[0], l: seen[1], sent: await sent() }));
 await browser.close();
