@@ -149,14 +149,30 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .and_then(auth::bearer)
 }
 
-fn sdp_body(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiError> {
+/// 415 with `reason` unless the request's Content-Type is `media_type` (any case, parameters
+/// allowed).
+fn require_content_type(
+    headers: &HeaderMap,
+    media_type: &str,
+    reason: &'static str,
+) -> Result<(), ApiError> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if !ct.to_ascii_lowercase().starts_with("application/sdp") {
-        return Err(ApiError::new(415, "the body must be application/sdp"));
+    if ct.to_ascii_lowercase().starts_with(media_type) {
+        Ok(())
+    } else {
+        Err(ApiError::new(415, reason))
     }
+}
+
+fn sdp_body(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiError> {
+    require_content_type(
+        headers,
+        "application/sdp",
+        "the body must be application/sdp",
+    )?;
     String::from_utf8(body.to_vec()).map_err(|_| ApiError::new(400, "the offer is not UTF-8"))
 }
 
@@ -289,13 +305,11 @@ async fn switch_layer(
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     owned_session(&app, &headers, peer, id).await?;
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !ct.to_ascii_lowercase().starts_with("application/json") {
-        return Err(ApiError::new(415, "the body must be application/json"));
-    }
+    require_content_type(
+        &headers,
+        "application/json",
+        "the body must be application/json",
+    )?;
     let request: LayerRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(400, format!("expected {{\"layer\": \"<rid>\"}}: {e}")))?;
     app.relay.switch_layer(id, &request.layer)?;
@@ -321,19 +335,11 @@ async fn patch_session(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let info = owned_session(&app, &headers, peer, id).await?;
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !ct
-        .to_ascii_lowercase()
-        .starts_with("application/trickle-ice-sdpfrag")
-    {
-        return Err(ApiError::new(
-            415,
-            "PATCH takes application/trickle-ice-sdpfrag",
-        ));
-    }
+    require_content_type(
+        &headers,
+        "application/trickle-ice-sdpfrag",
+        "PATCH takes application/trickle-ice-sdpfrag",
+    )?;
     let text = String::from_utf8(body.to_vec()).map_err(|_| ApiError::new(400, "not UTF-8"))?;
     let fragment = crate::wire::sdp::parse_trickle_fragment(&text)
         .map_err(|e| ApiError::new(400, format!("bad fragment: {e}")))?;

@@ -14,7 +14,9 @@ use crate::datapath::{
     Command, ExtensionRewrite, MediaKind, MidBinding, PublisherRtx, RidBinding, SessionId,
     SubscriptionParams, TrackId, TrackRef,
 };
-use crate::wire::sdp::{NegotiatedMedia, REPAIRED_RTP_STREAM_ID, RTP_STREAM_ID, TRANSPORT_WIDE_CC};
+use crate::wire::sdp::{
+    NegotiatedMedia, MID_URI, REPAIRED_RTP_STREAM_ID, RTP_STREAM_ID, TRANSPORT_WIDE_CC,
+};
 
 /// What a session does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -41,9 +43,6 @@ pub struct PublishedTrack {
     pub layers: Vec<(String, TrackId)>,
 }
 
-/// The MID header extension (RFC 8843 §15.1).
-const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
-
 impl PublishedTrack {
     /// How this track's header extensions become those of `subscriber` (the subscriber's
     /// answered section): the extensions both negotiated, renumbered; the subscriber's own MID;
@@ -63,18 +62,15 @@ impl PublishedTrack {
         if alike {
             return None;
         }
-        let id_of = |m: &NegotiatedMedia, uri: &str| {
-            m.extensions.iter().find(|e| e.uri == uri).map(|e| e.id)
-        };
         let ids = self
             .media
             .extensions
             .iter()
             .filter(|e| e.uri != MID_URI && e.uri != TRANSPORT_WIDE_CC)
-            .filter_map(|e| Some((e.id, id_of(subscriber, &e.uri)?)))
+            .filter_map(|e| Some((e.id, subscriber.extension_id(&e.uri)?)))
             .collect();
-        let mid = id_of(&self.media, MID_URI)
-            .zip(id_of(subscriber, MID_URI))
+        let mid = (self.media.extension_id(MID_URI))
+            .zip(subscriber.extension_id(MID_URI))
             .map(|(from, to)| (from, to, subscriber.mid.as_bytes().to_vec()));
         Some(ExtensionRewrite { ids, mid })
     }
@@ -92,10 +88,7 @@ impl PublishedTrack {
         if self.ssrc.is_some() {
             return Vec::new();
         }
-        let ext_id = |uri: &str| {
-            let e = self.media.extensions.iter().find(|e| e.uri == uri);
-            e.map(|e| e.id)
-        };
+        let ext_id = |uri: &str| self.media.extension_id(uri);
         let Some(mid_ext) = ext_id(MID_URI) else {
             return Vec::new();
         };
@@ -162,17 +155,12 @@ impl PublishedTrack {
         }
     }
 
-    /// The datapath command that installs this track on its publisher's worker: the relay
+    /// The datapath commands that install this track on its publisher's worker, one per
+    /// datapath track (a simulcast section has one per layer, each found by its RID): the relay
     /// NACKs the publisher's missing packets if it accepted `a=rtcp-fb:<pt> nack`, and takes
     /// retransmissions from its RTX stream if RTX was negotiated with an SSRC (or, with no
     /// SSRCs in the offer, finds both streams by MID), and sends transport-cc feedback if the
     /// transport-wide sequence number extension was negotiated.
-    pub fn publish_command(&self, session: SessionId) -> Command {
-        self.publish_commands(session).swap_remove(0)
-    }
-
-    /// [`Self::publish_command`] for every datapath track of the section: one per simulcast
-    /// layer, each found by its RID.
     pub fn publish_commands(&self, session: SessionId) -> Vec<Command> {
         let bindings = self.layer_bindings();
         if bindings.is_empty() {
@@ -201,12 +189,7 @@ impl PublishedTrack {
                     ssrc,
                     apt: codec.payload_type,
                 }),
-            transport_cc: self
-                .media
-                .extensions
-                .iter()
-                .find(|e| e.uri == TRANSPORT_WIDE_CC)
-                .map(|e| e.id),
+            transport_cc: self.media.extension_id(TRANSPORT_WIDE_CC),
         }
     }
 }
@@ -367,7 +350,7 @@ mod tests {
     }
 
     fn recovery(t: &PublishedTrack) -> (bool, Option<PublisherRtx>) {
-        match t.publish_command(3) {
+        match t.publish_commands(3).remove(0) {
             Command::Publish {
                 session: 3,
                 track: 7,
@@ -488,7 +471,7 @@ mod tests {
             rid: None,
         };
         assert_eq!(t.by_mid(), Some(binding.clone()));
-        match t.publish_command(3) {
+        match t.publish_commands(3).remove(0) {
             Command::Publish {
                 ssrc: None,
                 by_mid: Some(b),
@@ -550,7 +533,7 @@ mod tests {
 
     #[test]
     fn publish_sends_transport_cc_feedback_when_the_extension_was_negotiated() {
-        let transport_cc = |t: &PublishedTrack| match t.publish_command(3) {
+        let transport_cc = |t: &PublishedTrack| match t.publish_commands(3).remove(0) {
             Command::Publish { transport_cc, .. } => transport_cc,
             other => panic!("{other:?}"),
         };

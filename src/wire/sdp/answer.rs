@@ -9,9 +9,12 @@ use super::{Codec, Direction, Extmap, MediaKind, MediaSection, Offer, SdpError, 
 pub const TRANSPORT_WIDE_CC: &str =
     "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
 
+/// The MID header extension (RFC 8843 §15.1).
+pub const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+
 /// RTP header extensions the relay negotiates (it forwards others' payloads, not these).
 const ACCEPTED_EXTENSIONS: [&str; 4] = [
-    "urn:ietf:params:rtp-hdrext:sdes:mid",
+    MID_URI,
     "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
     TRANSPORT_WIDE_CC,
     "urn:ietf:params:rtp-hdrext:ssrc-audio-level",
@@ -91,6 +94,13 @@ pub struct NegotiatedMedia {
     /// Publish with simulcast (RFC 8853): the layers' RIDs the relay receives, in the offer's
     /// order (its preference). Empty otherwise.
     pub rids: Vec<String>,
+}
+
+impl NegotiatedMedia {
+    /// The id this section negotiated for header extension `uri`.
+    pub fn extension_id(&self, uri: &str) -> Option<u8> {
+        self.extensions.iter().find(|e| e.uri == uri).map(|e| e.id)
+    }
 }
 
 /// Payload-type rewrites for forwarding a publisher's track to a subscriber:
