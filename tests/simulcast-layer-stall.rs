@@ -11,19 +11,21 @@ use tern::datapath::{
     Command, Datapath, DatapathConfig, Event, IoMode, MediaKind, MidBinding, RidBinding,
     LAYER_STALL,
 };
+use tern::wire::rtp::RtpBuilder;
 
 /// A plaintext RTP packet of layer `rid` of MID "1" (one-byte extensions: MID id 4, RID id 10).
 fn layer_packet(ssrc: u32, seq: u16, rid: &[u8]) -> Vec<u8> {
-    let mut p = vec![0x90, 96];
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&[0, 0, 0, 0]);
-    p.extend_from_slice(&ssrc.to_be_bytes());
-    let mut block = vec![0x40, b'1', (10 << 4) | (rid.len() as u8 - 1)];
-    block.extend_from_slice(rid);
-    block.resize(block.len().div_ceil(4) * 4, 0);
-    p.extend_from_slice(&[0xbe, 0xde, 0, (block.len() / 4) as u8]);
-    p.extend_from_slice(&block);
-    p.extend_from_slice(&[0x10, 0x10, 0x02, 0x00]);
+    let mut p = vec![0u8; 64];
+    let n = RtpBuilder {
+        payload_type: 96,
+        sequence_number: seq,
+        ssrc,
+        extensions: &[(4, b"1"), (10, rid)],
+        ..Default::default()
+    }
+    .write(&mut p, &[0x10, 0x10, 0x02, 0x00])
+    .unwrap();
+    p.truncate(n);
     p
 }
 

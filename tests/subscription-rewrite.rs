@@ -13,7 +13,7 @@ use tern::datapath::{
     TrackRef,
 };
 use tern::wire::rtcp;
-use tern::wire::rtp::RtpPacket;
+use tern::wire::rtp::{RtpBuilder, RtpPacket};
 
 /// Session 1 publishes track 3 (SSRC 0xaaaa); session 2 subscribes to it with `params`.
 fn publisher_and_subscriber(params: SubscriptionParams) -> (Datapath, Peer, Peer) {
@@ -106,14 +106,18 @@ fn the_subscriber_sees_its_own_numbering() {
 /// A publisher packet numbered like Firefox: MID "1" as id 3, abs-send-time as id 4,
 /// transport-wide sequence number as id 7.
 fn firefox_numbered(seq: u16) -> Vec<u8> {
-    let mut p = vec![0x90, 96];
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&1000u32.to_be_bytes());
-    p.extend_from_slice(&0xaaaau32.to_be_bytes());
-    p.extend_from_slice(&[0xbe, 0xde, 0, 3]);
-    p.extend_from_slice(&[0x30, b'1', 0x42, 0x11, 0x22, 0x33, 0x71, 0, 9]);
-    p.extend_from_slice(&[0, 0, 0]);
-    p.extend_from_slice(format!("frame {seq}").as_bytes());
+    let mut p = vec![0u8; 128];
+    let n = RtpBuilder {
+        payload_type: 96,
+        sequence_number: seq,
+        timestamp: 1000,
+        ssrc: 0xaaaa,
+        extensions: &[(3, b"1"), (4, &[0x11, 0x22, 0x33]), (7, &[0, 9])],
+        ..Default::default()
+    }
+    .write(&mut p, format!("frame {seq}").as_bytes())
+    .unwrap();
+    p.truncate(n);
     p
 }
 

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use common::peer::Peer;
 use tern::datapath::{Command, Datapath, DatapathConfig, IoMode, MediaKind};
 use tern::wire::rtcp::RtcpIter;
+use tern::wire::rtp::RtpBuilder;
 use webrtc::rtcp::transport_feedbacks::transport_layer_cc::{
     PacketStatusChunk, SymbolTypeTcc, TransportLayerCc,
 };
@@ -22,14 +23,18 @@ const TWCC_ID: u8 = 5;
 /// A plaintext RTP packet with a one-byte-header extension block carrying the transport-wide
 /// sequence number `twcc` under id `TWCC_ID`.
 fn packet(seq: u16, twcc: u16) -> Vec<u8> {
-    let mut p = vec![0x90, 96];
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&(u32::from(seq) * 90).to_be_bytes());
-    p.extend_from_slice(&PUB_SSRC.to_be_bytes());
-    p.extend_from_slice(&[0xbe, 0xde, 0, 1, (TWCC_ID << 4) | 1]);
-    p.extend_from_slice(&twcc.to_be_bytes());
-    p.push(0);
-    p.extend_from_slice(b"payload");
+    let mut p = vec![0u8; 64];
+    let n = RtpBuilder {
+        payload_type: 96,
+        sequence_number: seq,
+        timestamp: u32::from(seq) * 90,
+        ssrc: PUB_SSRC,
+        extensions: &[(TWCC_ID, &twcc.to_be_bytes())],
+        ..Default::default()
+    }
+    .write(&mut p, b"payload")
+    .unwrap();
+    p.truncate(n);
     p
 }
 

@@ -454,17 +454,17 @@ mod tests {
 
     /// An RTP packet with one-byte header extensions `(id, value)`.
     fn with_extensions(ssrc: u32, pt: u8, extensions: &[(u8, &[u8])]) -> Vec<u8> {
-        let mut p = vec![0x90, pt, 0, 1, 0, 0, 0, 0];
-        p.extend_from_slice(&ssrc.to_be_bytes());
-        let mut block = Vec::new();
-        for (id, value) in extensions {
-            block.push((id << 4) | (value.len() as u8 - 1));
-            block.extend_from_slice(value);
+        let mut p = vec![0u8; 128];
+        let n = rtp::RtpBuilder {
+            payload_type: pt,
+            sequence_number: 1,
+            ssrc,
+            extensions,
+            ..Default::default()
         }
-        block.resize(block.len().div_ceil(4) * 4, 0);
-        p.extend_from_slice(&[0xbe, 0xde, 0, (block.len() / 4) as u8]);
-        p.extend_from_slice(&block);
-        p.extend_from_slice(b"payload");
+        .write(&mut p, b"payload")
+        .unwrap();
+        p.truncate(n);
         p
     }
 
