@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::peer::Peer;
+use common::peer::{plain_publish, Peer};
 use tern::datapath::{
     Command, Datapath, DatapathConfig, Event, IoMode, MediaKind, MidBinding, RidBinding,
     LAYER_STALL,
@@ -78,20 +78,8 @@ fn a_layer_that_stops_is_reported_and_again_when_it_resumes() {
     publish_layer(&dp, 3, b"h");
     publish_layer(&dp, 4, b"l");
     // A plain track beside them: never reported.
-    dp.send(
-        0,
-        Command::Publish {
-            session: 1,
-            track: 5,
-            ssrc: Some(0x5555),
-            by_mid: None,
-            kind: MediaKind::Audio,
-            nack: false,
-            rtx: None,
-            transport_cc: None,
-        },
-    )
-    .unwrap();
+    dp.send(0, plain_publish(1, 5, 0x5555, MediaKind::Audio))
+        .unwrap();
 
     // l keeps sending; h sends for a while, then stops.
     let start = Instant::now();

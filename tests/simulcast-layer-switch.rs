@@ -8,10 +8,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::peer::{eventually, Peer};
-use tern::datapath::{
-    Command, Datapath, DatapathConfig, IoMode, MediaKind, SubscriptionParams, TrackRef,
-};
+use common::peer::{eventually, plain_publish, Peer};
+use tern::datapath::{Datapath, DatapathConfig, IoMode, MediaKind, SubscriptionParams, TrackRef};
 use tern::wire::keyframe::VideoCodec;
 use tern::wire::rtcp;
 
@@ -30,21 +28,22 @@ fn track(id: u32) -> TrackRef {
     }
 }
 
-fn publish(dp: &Datapath, track: u32, ssrc: u32) {
-    dp.send(
-        0,
-        Command::Publish {
-            session: 1,
-            track,
-            ssrc: Some(ssrc),
-            by_mid: None,
-            kind: MediaKind::Video,
-            nack: false,
-            rtx: None,
-            transport_cc: None,
-        },
-    )
-    .unwrap();
+/// Session 1 publishes layers h (track 3) and l (track 4); session 2 receives h under SSRC
+/// `SUB` with the returned subscription.
+fn on_layer_h() -> (Datapath, Peer, Peer, SubscriptionParams) {
+    let dp = Datapath::start(DatapathConfig::for_tests(1, IoMode::Auto)).unwrap();
+    let mut publisher = Peer::install(&dp, 0, 1, true);
+    let mut sub = Peer::install(&dp, 0, 2, true);
+    publisher.connect();
+    sub.connect();
+    dp.send(0, plain_publish(1, 3, H, MediaKind::Video))
+        .unwrap();
+    dp.send(0, plain_publish(1, 4, L, MediaKind::Video))
+        .unwrap();
+    let params = SubscriptionParams::with_ssrc(SUB);
+    dp.subscribe(0, 2, track(3), params.clone()).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    (dp, publisher, sub, params)
 }
 
 /// `(seq, ts, payload tag)` of each packet the subscriber receives before `wait` passes quietly.
@@ -68,16 +67,7 @@ fn payload(vp8: [u8; 4], tag: u8) -> Vec<u8> {
 
 #[test]
 fn the_new_layer_starts_at_a_keyframe_and_continues_the_stream() {
-    let dp = Datapath::start(DatapathConfig::for_tests(1, IoMode::Auto)).unwrap();
-    let mut publisher = Peer::install(&dp, 0, 1, true);
-    let mut sub = Peer::install(&dp, 0, 2, true);
-    publisher.connect();
-    sub.connect();
-    publish(&dp, 3, H);
-    publish(&dp, 4, L);
-    let params = SubscriptionParams::with_ssrc(SUB);
-    dp.subscribe(0, 2, track(3), params.clone()).unwrap();
-    std::thread::sleep(Duration::from_millis(100));
+    let (dp, mut publisher, mut sub, params) = on_layer_h();
     let quiet = Duration::from_millis(300);
 
     // On layer h: its packets as they are (no offsets).
@@ -138,16 +128,7 @@ fn the_new_layer_starts_at_a_keyframe_and_continues_the_stream() {
 
 #[test]
 fn asking_again_before_the_keyframe_or_for_the_current_layer_changes_nothing() {
-    let dp = Datapath::start(DatapathConfig::for_tests(1, IoMode::Auto)).unwrap();
-    let mut publisher = Peer::install(&dp, 0, 1, true);
-    let mut sub = Peer::install(&dp, 0, 2, true);
-    publisher.connect();
-    sub.connect();
-    publish(&dp, 3, H);
-    publish(&dp, 4, L);
-    let params = SubscriptionParams::with_ssrc(SUB);
-    dp.subscribe(0, 2, track(3), params.clone()).unwrap();
-    std::thread::sleep(Duration::from_millis(100));
+    let (dp, mut publisher, mut sub, params) = on_layer_h();
     let quiet = Duration::from_millis(300);
 
     // Switch to l, then back to h before l had a keyframe: h goes on untouched.
@@ -184,16 +165,7 @@ fn plis_to_publisher(publisher: &mut Peer, wait: Duration) -> Vec<u32> {
 
 #[test]
 fn once_the_new_layer_started_the_subscribers_rtcp_goes_to_it() {
-    let dp = Datapath::start(DatapathConfig::for_tests(1, IoMode::Auto)).unwrap();
-    let mut publisher = Peer::install(&dp, 0, 1, true);
-    let mut sub = Peer::install(&dp, 0, 2, true);
-    publisher.connect();
-    sub.connect();
-    publish(&dp, 3, H);
-    publish(&dp, 4, L);
-    let params = SubscriptionParams::with_ssrc(SUB);
-    dp.subscribe(0, 2, track(3), params.clone()).unwrap();
-    std::thread::sleep(Duration::from_millis(100));
+    let (dp, mut publisher, mut sub, params) = on_layer_h();
     publisher.send_rtp(H, 1, 1000, &payload(INTER, 1));
     dp.subscribe_switching(0, 2, track(4), params, Some(VideoCodec::Vp8))
         .unwrap();

@@ -7,10 +7,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::peer::Peer;
+use common::peer::{plain_publish, Peer};
 use tern::datapath::{
-    Command, Datapath, DatapathConfig, ExtensionRewrite, IoMode, MediaKind, SubscriptionParams,
-    TrackRef,
+    Datapath, DatapathConfig, ExtensionRewrite, IoMode, MediaKind, SubscriptionParams, TrackRef,
 };
 use tern::wire::rtcp;
 use tern::wire::rtp::{RtpBuilder, RtpPacket};
@@ -22,20 +21,8 @@ fn publisher_and_subscriber(params: SubscriptionParams) -> (Datapath, Peer, Peer
     let mut sub = Peer::install(&dp, 0, 2, true);
     publisher.connect();
     sub.connect();
-    dp.send(
-        0,
-        Command::Publish {
-            session: 1,
-            track: 3,
-            ssrc: Some(0xaaaa),
-            by_mid: None,
-            kind: MediaKind::Video,
-            nack: false,
-            rtx: None,
-            transport_cc: None,
-        },
-    )
-    .unwrap();
+    dp.send(0, plain_publish(1, 3, 0xaaaa, MediaKind::Video))
+        .unwrap();
     let track = TrackRef {
         id: 3,
         worker: 0,

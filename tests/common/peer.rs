@@ -240,6 +240,21 @@ impl Peer {
     }
 }
 
+/// The command that installs `track` (SSRC `ssrc`) of `session`, with no upstream NACK, RTX
+/// or transport-cc.
+pub fn plain_publish(session: u64, track: u32, ssrc: u32, kind: MediaKind) -> Command {
+    Command::Publish {
+        session,
+        track,
+        ssrc: Some(ssrc),
+        by_mid: None,
+        kind,
+        nack: false,
+        rtx: None,
+        transport_cc: None,
+    }
+}
+
 /// Publishes `track` (SSRC `ssrc`) from `publisher` and subscribes every peer in `subs` to it,
 /// each under SSRC `0x5000 + session`.
 pub fn wire_up(
@@ -250,20 +265,8 @@ pub fn wire_up(
     kind: MediaKind,
     subs: &[&Peer],
 ) {
-    dp.send(
-        publisher.worker,
-        Command::Publish {
-            session: publisher.session,
-            track,
-            ssrc: Some(ssrc),
-            by_mid: None,
-            kind,
-            nack: false,
-            rtx: None,
-            transport_cc: None,
-        },
-    )
-    .unwrap();
+    let publish = plain_publish(publisher.session, track, ssrc, kind);
+    dp.send(publisher.worker, publish).unwrap();
     for s in subs {
         let params = SubscriptionParams::with_ssrc(0x5000 + s.session as u32);
         let track = TrackRef {
