@@ -5,7 +5,7 @@
 // frames of the new size, and more than FRAMES of them; a move to a layer the publisher does
 // not send (x) must be refused with 400 and change nothing. Prints, as JSON, each step: the HTTP
 // statuses, frame width, frames and keyframes decoded, freezes, and the inbound SSRC.
-import { launch, openTab, until, fail } from "./tabs.mjs";
+import { launch, openTab, fail, videoSteps } from "./tabs.mjs";
 
 const FRAMES = 30;
 const STEP_MS = 20_000;
@@ -18,39 +18,16 @@ const publisher = await openTab(browser, "publisher", urls[0]);
 const viewer = await openTab(browser, "viewer", urls[1]);
 const tabs = [publisher, viewer];
 
-const watched = () => viewer.page.evaluate(async (name) => {
-  const pc = window.ternState.pcs.get(name);
-  const out = { frames: 0, width: null, keyframes: 0, freezes: 0, ssrc: null, videoStreams: 0 };
-  if (!pc) return out;
-  (await pc.getStats()).forEach((r) => {
-    if (r.type === "inbound-rtp" && r.kind === "video") {
-      out.videoStreams += 1;
-      Object.assign(out, { frames: r.framesDecoded || 0, width: r.frameWidth, keyframes: r.keyFramesDecoded, freezes: r.freezeCount, ssrc: r.ssrc });
-    }
-  });
-  return out;
-}, publisherName);
-
-const steps = [];
-let now = await watched();
-async function reach(name, width, after) {
-  const ok = await until(STEP_MS, async () => {
-    now = await watched();
-    return now.width === width && now.frames > after + FRAMES;
-  });
-  if (!ok) await fail(`${name}: want ${width}-wide frames, more than ${FRAMES} after ${after}; have ${JSON.stringify(now)}; steps ${JSON.stringify(steps)}`, tabs, browser);
-  steps.push({ step: name, ...now });
-}
-
-await reach("start on h", 640, 0);
+const video = videoSteps({ tab: viewer, stream: publisherName, tabs, browser, ms: STEP_MS, frames: FRAMES });
+await video.reach("start on h", 640, 0);
 for (const [layer, width] of [["l", 320], ["h", 640]]) {
   const statuses = await viewer.page.evaluate((l) => window.ternSwitchLayer(l), layer);
   if (statuses[publisherName] !== 204) await fail(`switch to ${layer}: ${JSON.stringify(statuses)}`, tabs, browser);
-  await reach(`switched to ${layer}`, width, now.frames);
+  await video.reach(`switched to ${layer}`, width, video.now.frames);
 }
 // A layer the publisher does not send is refused, and the viewer stays where it is.
 const unknown = await viewer.page.evaluate(() => window.ternSwitchLayer("x"));
 if (unknown[publisherName] !== 400) await fail(`switch to x: ${JSON.stringify(unknown)}`, tabs, browser);
-await reach("after refused x", 640, now.frames);
-console.log(JSON.stringify(steps));
+await video.reach("after refused x", 640, video.now.frames);
+console.log(JSON.stringify(video.steps));
 await browser.close();

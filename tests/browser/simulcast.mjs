@@ -4,7 +4,7 @@
 // on layer h and on layer l. Passes when each viewer has decoded more than FRAMES frames of the
 // publisher's video; prints, as JSON, the frame width each viewer decodes and the publisher
 // sends per layer.
-import { launch, openTab, until, fail } from "./tabs.mjs";
+import { launch, openTab, until, fail, watchedVideo } from "./tabs.mjs";
 
 const FRAMES = 30;
 const TIMEOUT_MS = 40_000;
@@ -17,16 +17,8 @@ const publisher = await openTab(browser, "publisher", urls[0]);
 const viewers = [await openTab(browser, "h", urls[1]), await openTab(browser, "l", urls[2])];
 const tabs = [publisher, ...viewers];
 
-// The viewer's video from the publisher: frames decoded and their width.
-const watched = (tab) => tab.page.evaluate(async (name) => {
-  const pc = window.ternState.pcs.get(name);
-  const out = { frames: 0, width: null };
-  if (!pc) return out;
-  (await pc.getStats()).forEach((r) => {
-    if (r.type === "inbound-rtp" && r.kind === "video") { out.frames = r.framesDecoded || 0; out.width = r.frameWidth; }
-  });
-  return out;
-}, publisherName);
+// The viewer's video from the publisher.
+const watched = (tab) => watchedVideo(tab, publisherName);
 // What the publisher sends, per layer.
 const sent = () => publisher.page.evaluate(async (name) => {
   const out = {};

@@ -106,3 +106,36 @@ export async function until(ms, check) {
   }
   return false;
 }
+
+/// What `tab` receives of `stream`'s video: frames decoded, frame width, keyframes decoded,
+/// freezes, the inbound SSRC and how many inbound video streams there are.
+export function watchedVideo(tab, stream) {
+  return tab.page.evaluate(async (name) => {
+    const pc = window.ternState.pcs.get(name);
+    const out = { frames: 0, width: null, keyframes: 0, freezes: 0, ssrc: null, videoStreams: 0 };
+    if (!pc) return out;
+    (await pc.getStats()).forEach((r) => {
+      if (r.type === "inbound-rtp" && r.kind === "video") {
+        out.videoStreams += 1;
+        Object.assign(out, { frames: r.framesDecoded || 0, width: r.frameWidth, keyframes: r.keyFramesDecoded, freezes: r.freezeCount, ssrc: r.ssrc });
+      }
+    });
+    return out;
+  }, stream);
+}
+
+/// Records steps of what `tab` receives of `stream`: `reach(name, width, after)` waits up to
+/// `ms` for frames `width` wide and more than `frames` decoded after `after`, then records the
+/// step (or fails, with every tab's diagnosis). `steps` holds them, `now` the last reading.
+export function videoSteps({ tab, stream, tabs, browser, ms, frames }) {
+  const s = { steps: [], now: { frames: 0 } };
+  s.reach = async (name, width, after) => {
+    const ok = await until(ms, async () => {
+      s.now = await watchedVideo(tab, stream);
+      return s.now.width === width && s.now.frames > after + frames;
+    });
+    if (!ok) await fail(`${name}: want ${width}-wide frames, more than ${frames} after ${after}; have ${JSON.stringify(s.now)}; steps ${JSON.stringify(s.steps)}`, tabs, browser);
+    s.steps.push({ step: name, ...s.now });
+  };
+  return s;
+}
