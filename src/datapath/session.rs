@@ -377,6 +377,18 @@ pub struct LayerState {
 }
 
 impl Track {
+    /// Session `slot`'s subscription to this track under its SSRC `ssrc`.
+    pub fn subscription(&self, slot: usize, ssrc: u32) -> Option<&Subscription> {
+        let mut subs = self.subscribers.iter();
+        subs.find(|s| s.session == slot && s.params.ssrc == ssrc)
+    }
+
+    /// [`Self::subscription`], to change.
+    pub fn subscription_mut(&mut self, slot: usize, ssrc: u32) -> Option<&mut Subscription> {
+        let mut subs = self.subscribers.iter_mut();
+        subs.find(|s| s.session == slot && s.params.ssrc == ssrc)
+    }
+
     /// A track with no subscribers yet and an empty retransmission cache of `nack_cache` packets.
     pub fn new(kind: MediaKind, origin: Origin, nack_cache: usize) -> Self {
         Self {

@@ -613,11 +613,9 @@ impl Core {
     fn subscribed_track(&self, slot_idx: usize, ssrc: u32) -> Option<TrackId> {
         let session = self.sessions[slot_idx].as_ref()?;
         session.subscribed.iter().copied().find(|t| {
-            self.tracks.get(t).is_some_and(|tr| {
-                tr.subscribers
-                    .iter()
-                    .any(|s| s.session == slot_idx && s.params.ssrc == ssrc)
-            })
+            self.tracks
+                .get(t)
+                .is_some_and(|tr| tr.subscription(slot_idx, ssrc).is_some())
         })
     }
 
@@ -634,6 +632,7 @@ impl Core {
         let Some(track) = self.tracks.get_mut(&track_id) else {
             return;
         };
+        // Not `subscription_mut`: the cache is borrowed beside the subscription.
         let Some(sub) = track
             .subscribers
             .iter_mut()
@@ -1146,11 +1145,9 @@ impl Core {
             session.handoffs.retain(|h| h.ssrc != ssrc);
             for t in session.subscribed.clone() {
                 let replaced = self.tracks.get(&t).is_some_and(|track| {
-                    track.subscribers.iter().any(|s| {
-                        s.session == slot
-                            && s.params.ssrc == ssrc
-                            && s.switch == Some(Switch::Replaced)
-                    })
+                    track
+                        .subscription(slot, ssrc)
+                        .is_some_and(|s| s.switch == Some(Switch::Replaced))
                 });
                 if replaced {
                     self.unsubscribe_slot(slot, t);
@@ -1160,36 +1157,28 @@ impl Core {
     }
 
     /// Before session `slot` subscribes to layer `to` in place of what it receives under
-    /// `ssrc`: undoes a switch of that stream still under way, then marks the current
-    /// subscription as the one being replaced and opens the session's handoff for it.
+    /// `ssrc`: undoes a switch of that stream still waiting for its keyframe (a started one was
+    /// ended by `finish_switches` in its turn), then marks the current subscription as the one
+    /// being replaced and opens the session's handoff for it.
     fn prepare_switch(&mut self, slot: usize, to: TrackId, ssrc: u32) -> SwitchFrom {
         let Some(session) = self.sessions[slot].as_mut() else {
             return SwitchFrom::Nothing;
         };
-        let pending = session
-            .handoffs
-            .iter()
-            .position(|h| h.ssrc == ssrc)
-            .map(|i| session.handoffs.swap_remove(i));
+        session.handoffs.retain(|h| h.ssrc != ssrc);
         let subscribed = session.subscribed.clone();
         let mut current = None;
         for t in subscribed {
-            let Some(track) = self.tracks.get_mut(&t) else {
-                continue;
-            };
-            let Some(sub) = track
-                .subscribers
-                .iter_mut()
-                .find(|s| s.session == slot && s.params.ssrc == ssrc)
+            let Some(sub) = self
+                .tracks
+                .get_mut(&t)
+                .and_then(|track| track.subscription_mut(slot, ssrc))
             else {
                 continue;
             };
-            let started = pending.is_some_and(|h| h.started);
             match sub.switch {
-                // The unfinished switch's target, or its finished switch's source: gone.
-                Some(Switch::Waiting(_)) if !started => self.unsubscribe_slot(slot, t),
-                Some(Switch::Replaced) if started => self.unsubscribe_slot(slot, t),
-                // The unfinished switch's source is the stream again.
+                // The unfinished switch's target: gone.
+                Some(Switch::Waiting(_)) => self.unsubscribe_slot(slot, t),
+                // Its source is the stream again.
                 Some(Switch::Replaced) => {
                     sub.switch = None;
                     current = Some(t);
@@ -1203,12 +1192,11 @@ impl Core {
         if from == to {
             return SwitchFrom::Same;
         }
-        let Some(sub) = self.tracks.get_mut(&from).and_then(|track| {
-            track
-                .subscribers
-                .iter_mut()
-                .find(|s| s.session == slot && s.params.ssrc == ssrc)
-        }) else {
+        let Some(sub) = self
+            .tracks
+            .get_mut(&from)
+            .and_then(|track| track.subscription_mut(slot, ssrc))
+        else {
             return SwitchFrom::Nothing;
         };
         sub.switch = Some(Switch::Replaced);
