@@ -335,13 +335,10 @@ impl Config {
         self.drain_timeout.unwrap_or(self.lifecycle.drain_timeout)
     }
 
-    /// The `[media]` section as the datapath's own config (other datapath fields keep their
-    /// defaults).
-    /// The DTLS identity the config names (`media.dtls_certificate_file` and `dtls_key_file`),
-    /// or `None` when it names none (generate one). The error names the field.
-    pub fn dtls_identity(
-        &self,
-    ) -> Result<Option<crate::control::dtls::DtlsIdentity>, (&'static str, String)> {
+    /// The PEM texts of the DTLS identity the config names (`media.dtls_certificate_file` and
+    /// `dtls_key_file`), checked as a pair (ECDSA P-256, the key is the certificate's), or `None`
+    /// when it names none. The error names the field.
+    pub fn dtls_identity_pem(&self) -> Result<Option<(String, String)>, (&'static str, String)> {
         let (cert, key) = match (&self.media.dtls_certificate_file, &self.media.dtls_key_file) {
             (None, None) => return Ok(None),
             (Some(c), Some(k)) => (c, k),
@@ -364,11 +361,13 @@ impl Config {
         };
         let cert_pem = read("media.dtls_certificate_file", cert)?;
         let key_pem = read("media.dtls_key_file", key)?;
-        crate::control::dtls::DtlsIdentity::from_pem(&cert_pem, &key_pem)
-            .map(Some)
-            .map_err(|e| ("media.dtls_key_file", e.to_string()))
+        crate::pki::certified_key(&cert_pem, &key_pem)
+            .map_err(|e| ("media.dtls_key_file", e.to_string()))?;
+        Ok(Some((cert_pem, key_pem)))
     }
 
+    /// The `[media]` section as the datapath's own config (other datapath fields keep their
+    /// defaults).
     pub fn datapath(&self) -> DatapathConfig {
         let media = &self.media;
         let placement = match (media.placement, &media.workers) {

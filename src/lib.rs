@@ -10,5 +10,6 @@ pub mod config;
 pub mod control;
 pub mod datapath;
 pub mod ice;
+pub mod pki;
 pub mod srtp;
 pub mod wire;

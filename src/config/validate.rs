@@ -12,7 +12,7 @@ use super::{Config, ConfigError, JwtAlgorithm, Workers, JWT_SECRET_ENV};
 pub(crate) fn check(config: &mut Config, source: &Source<'_>) -> Result<(), ConfigError> {
     lifecycle(config, source)?;
     media(config, source)?;
-    if let Err((field, reason)) = config.dtls_identity() {
+    if let Err((field, reason)) = config.dtls_identity_pem() {
         return Err(source.error(field, reason));
     }
     auth(config, source)?;

@@ -349,7 +349,7 @@ impl Relay {
             .map_err(|e| ApiError::new(400, format!("unsupported offer: {e}")))?;
         let mut tracks = Vec::new();
         for m in &answer.media {
-            let Some(kind) = m.kind.datapath() else {
+            let Some(kind) = m.kind.track_kind() else {
                 continue;
             };
             let mut next_id = || self.next_track.fetch_add(1, Ordering::Relaxed);

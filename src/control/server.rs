@@ -199,7 +199,7 @@ pub async fn start(
         ..config.datapath()
     };
     let dp = Arc::new(Datapath::start(dp_config)?);
-    let identity = match config.dtls_identity() {
+    let identity = match DtlsIdentity::from_config(config) {
         Ok(Some(loaded)) => loaded,
         Ok(None) => DtlsIdentity::generate()
             .map_err(|e| StartError::Setup(format!("DTLS certificate: {e}")))?,

@@ -10,14 +10,7 @@ use crate::ice::{Consent, IceCredentials};
 use crate::srtp::SrtpContext;
 use crate::wire::rtp;
 
-/// Audio or video: decides the retransmission cache and keyframe handling.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MediaKind {
-    /// Audio track.
-    Audio,
-    /// Video track.
-    Video,
-}
+pub use crate::wire::MediaKind;
 
 /// One peer connection (a WHIP publisher or a WHEP subscriber) on this worker.
 #[derive(Debug)]

@@ -11,6 +11,16 @@ pub mod sdp;
 pub mod stun;
 pub mod twcc;
 
+/// What an RTP stream carries: audio or video. Decides the relay's retransmission cache and
+/// keyframe handling; SDP's `m=` lines map onto it (`sdp::MediaKind::track_kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaKind {
+    /// Audio track.
+    Audio,
+    /// Video track.
+    Video,
+}
+
 /// Why a packet could not be parsed or built. `Copy`, so the fast path can count it and drop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -39,28 +39,22 @@ impl DtlsIdentity {
     /// (`key_pem`). The key must be ECDSA P-256 and must be the certificate's key.
     pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, DtlsError> {
         super::install_crypto_provider();
-        let blocks = pem::parse_many(cert_pem)
-            .map_err(|e| DtlsError::Identity(format!("certificate PEM: {e}")))?;
-        let der = blocks
-            .into_iter()
-            .find(|b| b.tag() == "CERTIFICATE")
-            .ok_or_else(|| DtlsError::Identity("no CERTIFICATE block in the PEM".to_owned()))?
-            .into_contents();
-        let key = rcgen::KeyPair::from_pem(key_pem)
-            .map_err(|e| DtlsError::Identity(format!("private key PEM: {e}")))?;
-        if key.algorithm() != &rcgen::PKCS_ECDSA_P256_SHA256 {
-            return Err(DtlsError::Identity(
-                "the private key is not ECDSA P-256".to_owned(),
-            ));
-        }
-        let (_, parsed) = x509_parser::parse_x509_certificate(&der)
-            .map_err(|e| DtlsError::Identity(format!("certificate DER: {e}")))?;
-        if parsed.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
-            return Err(DtlsError::Identity(
-                "the private key does not belong to the certificate".to_owned(),
-            ));
-        }
-        Self::from_parts(der, &key)
+        let pair = crate::pki::certified_key(cert_pem, key_pem)
+            .map_err(|e| DtlsError::Identity(e.to_string()))?;
+        Self::from_parts(pair.der, &pair.key)
+    }
+
+    /// The identity a config names (`media.dtls_certificate_file` and `dtls_key_file`), or
+    /// `None` when it names none (generate one). The error names the field.
+    pub fn from_config(
+        config: &crate::config::Config,
+    ) -> Result<Option<Self>, (&'static str, String)> {
+        let Some((cert_pem, key_pem)) = config.dtls_identity_pem()? else {
+            return Ok(None);
+        };
+        Self::from_pem(&cert_pem, &key_pem)
+            .map(Some)
+            .map_err(|e| ("media.dtls_key_file", e.to_string()))
     }
 
     fn from_parts(der: Vec<u8>, key: &rcgen::KeyPair) -> Result<Self, DtlsError> {

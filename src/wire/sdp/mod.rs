@@ -116,11 +116,11 @@ pub enum MediaKind {
 }
 
 impl MediaKind {
-    /// The data path's kind, or `None` for `Application`.
-    pub fn datapath(self) -> Option<crate::datapath::MediaKind> {
+    /// What an RTP stream of this section carries, or `None` for `Application`.
+    pub fn track_kind(self) -> Option<crate::wire::MediaKind> {
         match self {
-            MediaKind::Audio => Some(crate::datapath::MediaKind::Audio),
-            MediaKind::Video => Some(crate::datapath::MediaKind::Video),
+            MediaKind::Audio => Some(crate::wire::MediaKind::Audio),
+            MediaKind::Video => Some(crate::wire::MediaKind::Video),
             MediaKind::Application => None,
         }
     }
@@ -135,11 +135,11 @@ impl MediaKind {
     }
 }
 
-impl From<crate::datapath::MediaKind> for MediaKind {
-    fn from(kind: crate::datapath::MediaKind) -> Self {
+impl From<crate::wire::MediaKind> for MediaKind {
+    fn from(kind: crate::wire::MediaKind) -> Self {
         match kind {
-            crate::datapath::MediaKind::Audio => MediaKind::Audio,
-            crate::datapath::MediaKind::Video => MediaKind::Video,
+            crate::wire::MediaKind::Audio => MediaKind::Audio,
+            crate::wire::MediaKind::Video => MediaKind::Video,
         }
     }
 }

@@ -234,11 +234,11 @@ fn sdp_error_display_is_line_and_reason() {
 }
 
 #[test]
-fn media_kind_converts_to_and_from_datapath() {
-    use crate::datapath::MediaKind as Dp;
-    assert_eq!(MediaKind::Audio.datapath(), Some(Dp::Audio));
-    assert_eq!(MediaKind::Video.datapath(), Some(Dp::Video));
-    assert_eq!(MediaKind::Application.datapath(), None);
+fn media_kind_converts_to_and_from_the_track_kind() {
+    use crate::wire::MediaKind as Dp;
+    assert_eq!(MediaKind::Audio.track_kind(), Some(Dp::Audio));
+    assert_eq!(MediaKind::Video.track_kind(), Some(Dp::Video));
+    assert_eq!(MediaKind::Application.track_kind(), None);
     assert_eq!(MediaKind::from(Dp::Video), MediaKind::Video);
 }
 
