@@ -86,8 +86,15 @@ pub struct MediaConfig {
     /// `pinned` (each worker bound to its core, the default) or `unbound`.
     pub placement: WorkerPlacement,
     /// I/O backend: `auto` (io_uring, falling back to recvmmsg/sendmmsg; default), `uring`,
-    /// `mmsg`.
+    /// `mmsg`, or `xdp` (AF_XDP sockets on `interface`, bypassing the kernel's UDP stack).
     pub io: IoBackend,
+    /// The network interface media arrives on; required with `io = "xdp"`, unused otherwise
+    /// (default: unset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    /// How the `xdp` backend runs its XDP program: `native` (in the driver; default) or
+    /// `generic` (in the kernel after the driver, for interfaces without native XDP; slower).
+    pub xdp_mode: XdpMode,
     /// A session with no authenticated STUN binding for this long is closed (default `30s`).
     #[serde(with = "values::duration")]
     pub consent_timeout: Duration,
@@ -109,6 +116,8 @@ impl Default for MediaConfig {
             workers: Workers::All,
             placement: WorkerPlacement::Pinned,
             io: IoBackend::Auto,
+            interface: None,
+            xdp_mode: XdpMode::Native,
             consent_timeout: crate::ice::DEFAULT_CONSENT_TIMEOUT,
             dtls_certificate_file: None,
             dtls_key_file: None,
@@ -138,6 +147,19 @@ pub enum IoBackend {
     Uring,
     /// recvmmsg/sendmmsg only.
     Mmsg,
+    /// AF_XDP on `media.interface`; the relay refuses to start if this machine cannot do it.
+    Xdp,
+}
+
+/// Where the `xdp` backend's XDP program runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpMode {
+    /// In the NIC driver, before any socket buffer is allocated.
+    #[default]
+    Native,
+    /// In the kernel's generic hook, for drivers without native XDP (slower; for trying it out).
+    Generic,
 }
 
 /// `[auth]`.
@@ -379,6 +401,7 @@ impl Config {
             IoBackend::Auto => IoMode::Auto,
             IoBackend::Uring => IoMode::Uring,
             IoBackend::Mmsg => IoMode::Mmsg,
+            IoBackend::Xdp => IoMode::Xdp,
         };
         DatapathConfig {
             placement,
@@ -387,6 +410,11 @@ impl Config {
             advertised: media.advertised_address,
             io: IoConfig {
                 mode,
+                interface: media.interface.clone(),
+                xdp_mode: match media.xdp_mode {
+                    XdpMode::Native => crate::datapath::io::XdpMode::Native,
+                    XdpMode::Generic => crate::datapath::io::XdpMode::Generic,
+                },
                 ..IoConfig::default()
             },
             consent_timeout: media.consent_timeout,
@@ -427,6 +455,13 @@ mod tests {
         assert_eq!(dp.port_base, 41000);
         config.media.placement = WorkerPlacement::Unbound;
         assert_eq!(config.datapath().placement, Placement::Unbound(1));
+        config.media.io = IoBackend::Xdp;
+        config.media.interface = Some("eth1".into());
+        config.media.xdp_mode = XdpMode::Generic;
+        let dp = config.datapath();
+        assert_eq!(dp.io.mode, IoMode::Xdp);
+        assert_eq!(dp.io.interface.as_deref(), Some("eth1"));
+        assert_eq!(dp.io.xdp_mode, crate::datapath::io::XdpMode::Generic);
         assert_eq!(Config::default().datapath().placement, Placement::AllCores);
     }
 

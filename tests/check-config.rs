@@ -182,6 +182,44 @@ fn bad_value_type_or_duration() {
 }
 
 #[test]
+fn xdp_fields() {
+    let msg = assert_rejected(
+        &format!("{AUTH}[media]\nbind = \"127.0.0.1\"\nio = \"xdp\"\n"),
+        5,
+        "media.interface",
+    );
+    assert!(msg.contains("required with io = \"xdp\""), "{msg}");
+    let msg = assert_rejected(
+        &format!("{AUTH}[media]\nbind = \"127.0.0.1\"\nio = \"xdp\"\ninterface = \"nosuchif13\"\n"),
+        6,
+        "media.interface",
+    );
+    assert!(msg.contains("no network interface \"nosuchif13\""), "{msg}");
+    let msg = assert_rejected(
+        &format!("{AUTH}[media]\nbind = \"0.0.0.0\"\nio = \"xdp\"\ninterface = \"lo\"\n"),
+        4,
+        "media.bind",
+    );
+    assert!(msg.contains("wildcard"), "{msg}");
+    assert_rejected(
+        &format!("{AUTH}[media]\nxdp_mode = \"turbo\"\n"),
+        4,
+        "media.xdp_mode",
+    );
+    // Whether the driver and privileges allow it is for `serve` to find out (xdp-config-errors).
+    let case = case(&format!(
+        "{AUTH}[media]\nbind = \"127.0.0.1\"\nio = \"xdp\"\ninterface = \"lo\"\nxdp_mode = \"generic\"\n"
+    ));
+    let out = check(&case.path);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn port_overflow() {
     let msg = assert_rejected(
         &format!("{AUTH}[media]\nworkers = [0, 1]\nport_base = 65535\n"),

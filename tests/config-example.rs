@@ -38,6 +38,7 @@ fn full_config() -> Config {
     let mut config = Config::default();
     config.media.advertised_address = Some("203.0.113.7".parse().unwrap());
     config.media.workers = Workers::Cores(vec![0]);
+    config.media.interface = Some("eth0".into());
     config.auth.jwt_secret_file = Some(PathBuf::from("/s"));
     config.auth.public_key_files = vec![PathBuf::from("/k")];
     config.auth.webhook_url = Some("https://example.com".into());

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::source::Source;
 use super::values::available_cores;
-use super::{Config, ConfigError, JwtAlgorithm, Workers, JWT_SECRET_ENV};
+use super::{Config, ConfigError, IoBackend, JwtAlgorithm, MediaConfig, Workers, JWT_SECRET_ENV};
 
 /// Validates `config` in place; also moves a top-level `drain_timeout` into `[lifecycle]`.
 pub(crate) fn check(config: &mut Config, source: &Source<'_>) -> Result<(), ConfigError> {
@@ -89,6 +89,38 @@ fn media(config: &Config, source: &Source<'_>) -> Result<(), ConfigError> {
     }
     if media.consent_timeout.is_zero() {
         return Err(source.error("media.consent_timeout", "must be longer than 0s"));
+    }
+    if media.io == IoBackend::Xdp {
+        xdp(media, source)?;
+    }
+    Ok(())
+}
+
+/// `io = "xdp"`: an interface that exists here and a concrete media address (the XDP program
+/// matches it). Whether the driver, kernel and privileges allow it is checked at start.
+fn xdp(media: &MediaConfig, source: &Source<'_>) -> Result<(), ConfigError> {
+    let Some(name) = &media.interface else {
+        return Err(source.error_near(
+            "media.interface",
+            "media.io",
+            "is required with io = \"xdp\": the network interface media arrives on",
+        ));
+    };
+    if !crate::datapath::io::interface_exists(name) {
+        return Err(source.error(
+            "media.interface",
+            format!("no network interface {name:?} on this machine"),
+        ));
+    }
+    if media.bind.is_unspecified() {
+        return Err(source.error_near(
+            "media.bind",
+            "media.io",
+            format!(
+                "{} is a wildcard; io = \"xdp\" needs the relay's own address on {name}",
+                media.bind
+            ),
+        ));
     }
     Ok(())
 }

@@ -64,6 +64,9 @@ pub enum DatapathError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    /// The xdp backend cannot run on this machine.
+    #[error(transparent)]
+    Xdp(#[from] io::XdpError),
     /// A worker could not set up its I/O.
     #[error("worker {worker}: {reason}")]
     WorkerStart { worker: usize, reason: String },
@@ -140,6 +143,22 @@ impl Datapath {
             })
             .collect::<Result<_, _>>()?;
         let wakers: Arc<[Arc<io::Waker>]> = wakers.into();
+        let xdp = match cfg.io.mode {
+            IoMode::Xdp => {
+                let ports: Vec<u16> = sockets
+                    .iter()
+                    .map(|s| s.local_addr().map_or(0, |a| a.port()))
+                    .collect();
+                Some(Arc::new(io::XdpAttachment::attach(
+                    cfg.io.interface.as_deref(),
+                    cfg.io.xdp_mode,
+                    cfg.bind,
+                    &ports,
+                    Arc::clone(&wakers),
+                )?))
+            }
+            _ => None,
+        };
         let (cmd_txs, cmd_rxs): (Vec<_>, Vec<_>) = (0..n)
             .map(|_| channel::bounded(cfg.command_capacity))
             .unzip();
@@ -165,6 +184,7 @@ impl Datapath {
                 Arc::clone(&stop),
             );
             let io_cfg = cfg.io.clone();
+            let xdp = xdp.clone();
             let (consent_timeout, pool_size, nack_cache) =
                 (cfg.consent_timeout, cfg.pool_size, cfg.nack_cache);
             let on_start = cfg.on_worker_start;
@@ -180,7 +200,12 @@ impl Datapath {
                             );
                         }
                     }
-                    let io = match io::UdpIo::new(socket, Some(Arc::clone(&wakers[i])), &io_cfg) {
+                    let waker = Some(Arc::clone(&wakers[i]));
+                    let io = match &xdp {
+                        Some(x) => io::UdpIo::new_xdp(socket, waker, &io_cfg, x, i),
+                        None => io::UdpIo::new(socket, waker, &io_cfg),
+                    };
+                    let io = match io {
                         Ok(io) => io,
                         Err(e) => {
                             let _ = ready_tx.send(Err(e.to_string()));

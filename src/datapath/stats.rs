@@ -122,8 +122,32 @@ counters! {
     gso_sends,
     /// Send errors reported by the I/O layer.
     send_errors,
+    /// xdp: frames the kernel could not receive because the fill ring was empty.
+    xdp_fill_ring_empty,
+    /// xdp: frames the kernel dropped on receive (RX ring full, invalid descriptors).
+    xdp_rx_dropped,
+    /// xdp: turns that left packets queued because the TX ring was full.
+    xdp_tx_ring_full,
+    /// xdp: datagrams that arrived on this worker's queue for another worker, handed over.
+    xdp_handed_over,
+    /// xdp: hand-overs dropped (the owner's inbox was full).
+    xdp_handover_dropped,
+    /// xdp: packets dropped for want of a next-hop MAC (the peer was never answered).
+    xdp_no_neighbour,
     /// Loop iterations (batches).
     batches,
+}
+
+impl Counters {
+    /// Takes the xdp backend's counters from the I/O layer's (all zero for other backends).
+    pub(crate) fn copy_xdp(&mut self, io: &super::io::IoStats) {
+        self.xdp_fill_ring_empty = io.xdp_fill_ring_empty;
+        self.xdp_rx_dropped = io.xdp_rx_dropped;
+        self.xdp_tx_ring_full = io.xdp_tx_ring_full;
+        self.xdp_handed_over = io.xdp_handed_over;
+        self.xdp_handover_dropped = io.xdp_handover_dropped;
+        self.xdp_no_neighbour = io.xdp_no_neighbour;
+    }
 }
 
 /// Histogram bounds: 1 ns to 10 s, 3 significant digits.
@@ -139,7 +163,7 @@ pub struct WorkerStats {
     pub counters: SharedCounters,
     /// Relay latency in ns (receive → send submitted), merged from the worker every 100 ms.
     pub latency: Mutex<Histogram<u64>>,
-    /// "uring" or "mmsg".
+    /// "uring", "mmsg" or "xdp".
     pub io_mode: &'static str,
 }
 

@@ -189,6 +189,7 @@ pub(crate) fn run(setup: WorkerSetup) {
             core.housekeeping(now);
             let io_stats = io.stats();
             core.counters.gso_sends = io_stats.gso_sends;
+            core.counters.copy_xdp(&io_stats);
             core.counters.send_errors = core.counters.send_errors.max(io_stats.send_errors);
             if let Ok(mut shared) = stats.latency.try_lock() {
                 let _ = shared.add(&core.latency);

@@ -5,6 +5,8 @@
 //! io_uring (one multishot `RECVMSG` on a provided buffer ring, one `io_uring_enter` per batch)
 //! or, where io_uring is unavailable, `recvmmsg`/`sendmmsg` with `poll(2)`; the API above it is
 //! the same. Consecutive equal-sized packets to one destination leave as one UDP GSO send.
+//! The third backend, AF_XDP (`xdp`), bypasses the kernel's UDP stack: frames from the NIC queue
+//! into the send arena's memory and back, headers written by the worker.
 //!
 //! This is the only module of the crate allowed `unsafe`: every block says why it is sound in a
 //! `// SAFETY:` comment. It never allocates per packet or per batch after [`UdpIo::new`], never
@@ -17,6 +19,7 @@ mod mmsg;
 mod send;
 mod uring;
 mod waker;
+mod xdp;
 
 use std::fmt;
 use std::net::{SocketAddr, UdpSocket};
@@ -27,6 +30,7 @@ use std::time::Duration;
 
 pub use send::SendQueue;
 pub use waker::Waker;
+pub use xdp::{enter_netns, interface_exists, XdpAttachment, XdpError, XdpMode};
 
 /// Largest number of UDP segments in one GSO send (the kernel's `UDP_MAX_SEGMENTS` is 64 on
 /// older kernels).
@@ -52,6 +56,9 @@ pub enum IoMode {
     Uring,
     /// `recvmmsg`/`sendmmsg` with `poll(2)`.
     Mmsg,
+    /// AF_XDP sockets on [`IoConfig::interface`], set up by the datapath
+    /// ([`XdpAttachment`], [`UdpIo::new_xdp`]).
+    Xdp,
 }
 
 impl IoMode {
@@ -61,13 +68,14 @@ impl IoMode {
             IoMode::Auto => "auto",
             IoMode::Uring => "uring",
             IoMode::Mmsg => "mmsg",
+            IoMode::Xdp => "xdp",
         }
     }
 }
 
 /// An unknown [`IoMode`] name.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown io mode {0:?}: expected one of \"auto\", \"uring\", \"mmsg\"")]
+#[error("unknown io mode {0:?}: expected one of \"auto\", \"uring\", \"mmsg\", \"xdp\"")]
 pub struct ParseIoModeError(pub String);
 
 impl FromStr for IoMode {
@@ -78,6 +86,7 @@ impl FromStr for IoMode {
             "auto" => Ok(IoMode::Auto),
             "uring" => Ok(IoMode::Uring),
             "mmsg" => Ok(IoMode::Mmsg),
+            "xdp" => Ok(IoMode::Xdp),
             other => Err(ParseIoModeError(other.to_owned())),
         }
     }
@@ -96,14 +105,17 @@ pub enum IoKind {
     Uring,
     /// `recvmmsg`/`sendmmsg` with `poll(2)`.
     Mmsg,
+    /// AF_XDP: frames straight from the NIC queue, Ethernet/IP/UDP built by the worker.
+    Xdp,
 }
 
 impl IoKind {
-    /// `"uring"` or `"mmsg"`, for logs and metrics labels.
+    /// `"uring"`, `"mmsg"` or `"xdp"`, for logs and metrics labels.
     pub fn as_str(&self) -> &'static str {
         match self {
             IoKind::Uring => "uring",
             IoKind::Mmsg => "mmsg",
+            IoKind::Xdp => "xdp",
         }
     }
 }
@@ -130,6 +142,11 @@ pub struct IoConfig {
     pub send_slots: usize,
     /// Send runs of equal-sized packets to one destination as one UDP GSO send. Default: true.
     pub gso: bool,
+    /// [`IoMode::Xdp`]: the interface whose queues the workers' AF_XDP sockets bind. Default:
+    /// none (required for xdp).
+    pub interface: Option<String>,
+    /// [`IoMode::Xdp`]: where the XDP program runs. Default: [`XdpMode::Native`].
+    pub xdp_mode: XdpMode,
 }
 
 impl Default for IoConfig {
@@ -140,6 +157,8 @@ impl Default for IoConfig {
             buffer_size: 2048,
             send_slots: 16384,
             gso: true,
+            interface: None,
+            xdp_mode: XdpMode::Native,
         }
     }
 }
@@ -191,8 +210,21 @@ pub struct IoStats {
     pub submits: u64,
     /// Times the multishot receive ended (e.g. no free buffer: ENOBUFS) and was armed again.
     pub recv_rearms: u64,
-    /// Receive completions that failed (other than running out of buffers).
+    /// Receive completions that failed (other than running out of buffers); with xdp, frames
+    /// that were not UDP to a worker of this relay.
     pub recv_errors: u64,
+    /// xdp: frames the kernel could not deliver because the fill ring was empty (its count).
+    pub xdp_fill_ring_empty: u64,
+    /// xdp: frames the kernel dropped on receive (RX ring full, invalid), its count.
+    pub xdp_rx_dropped: u64,
+    /// xdp: flushes that left packets queued because the TX ring was full.
+    pub xdp_tx_ring_full: u64,
+    /// xdp: datagrams that arrived on this worker's queue for another worker, handed over.
+    pub xdp_handed_over: u64,
+    /// xdp: hand-overs dropped (the owner's inbox or this worker's buffers were full).
+    pub xdp_handover_dropped: u64,
+    /// xdp: packets dropped because no next hop is known for their destination.
+    pub xdp_no_neighbour: u64,
 }
 
 /// Why [`UdpIo::new`] failed.
@@ -241,6 +273,31 @@ pub enum IoError {
         #[source]
         source: std::io::Error,
     },
+    /// An AF_XDP socket setup step failed.
+    #[error("AF_XDP setup failed while {step}: {source}")]
+    XdpSetup {
+        /// The step that failed.
+        step: &'static str,
+        /// The kernel's answer.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Registering the AF_XDP UMEM ran into the locked-memory limit.
+    #[error(
+        "registering the AF_XDP UMEM ({} MiB of locked memory) failed: {source}; this is \
+         RLIMIT_MEMLOCK (current limit: {limit}) without CAP_IPC_LOCK; raise it with \
+         LimitMEMLOCK=infinity in the systemd unit, or `ulimit -l unlimited` in the shell, or \
+         lower recv_buffers/send_slots", .bytes >> 20
+    )]
+    XdpMemlock {
+        /// Bytes that had to be locked.
+        bytes: usize,
+        /// The current RLIMIT_MEMLOCK soft limit, human-readable.
+        limit: String,
+        /// The kernel's answer.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Which io_uring features this kernel has, for tests to require loudly: `Ok(())` or `Err` with a
@@ -265,6 +322,7 @@ pub struct UdpIo {
 enum Backend {
     Uring(Box<uring::UringIo>),
     Mmsg(Box<mmsg::MmsgIo>),
+    Xdp(Box<xdp::XdpIo>),
 }
 
 static FALLBACK_LOGGED: AtomicBool = AtomicBool::new(false);
@@ -291,6 +349,12 @@ impl UdpIo {
         let local = socket.local_addr().map_err(IoError::Socket)?;
         let tx = SendQueue::new(cfg.send_slots, cfg.buffer_size);
         let backend = match cfg.mode {
+            IoMode::Xdp => {
+                return Err(IoError::InvalidConfig {
+                    field: "mode",
+                    reason: "xdp is set up by the datapath (XdpAttachment, UdpIo::new_xdp)",
+                })
+            }
             IoMode::Mmsg => Backend::Mmsg(Box::new(mmsg::MmsgIo::new(socket, waker, cfg, &tx))),
             IoMode::Uring => {
                 Backend::Uring(Box::new(uring::UringIo::new(socket, waker, cfg, &tx)?))
@@ -311,11 +375,38 @@ impl UdpIo {
         Ok(UdpIo { tx, backend, local })
     }
 
+    /// Worker `worker`'s AF_XDP I/O: a socket bound to queue `worker` of the interface `xdp` is
+    /// attached to, with `socket` (bound to the worker's port on the media address) kept open
+    /// to hold the port. The send arena is the socket's UMEM.
+    pub fn new_xdp(
+        socket: UdpSocket,
+        waker: Option<Arc<Waker>>,
+        cfg: &IoConfig,
+        xdp: &Arc<XdpAttachment>,
+        worker: usize,
+    ) -> Result<UdpIo, IoError> {
+        cfg.validate()?;
+        let (io, tx) = xdp::XdpIo::new(socket, waker, cfg, Arc::clone(xdp), worker)?;
+        let local = io.local_addr();
+        if worker == 0 && !io.zero_copy() {
+            eprintln!(
+                "tern: xdp: {} runs AF_XDP in copy mode (its driver has no zero-copy support)",
+                xdp.interface()
+            );
+        }
+        Ok(UdpIo {
+            tx,
+            backend: Backend::Xdp(Box::new(io)),
+            local,
+        })
+    }
+
     /// The backend in use.
     pub fn kind(&self) -> IoKind {
         match self.backend {
             Backend::Uring(_) => IoKind::Uring,
             Backend::Mmsg(_) => IoKind::Mmsg,
+            Backend::Xdp(_) => IoKind::Xdp,
         }
     }
 
@@ -337,6 +428,7 @@ impl UdpIo {
         match &mut self.backend {
             Backend::Uring(u) => u.run_once(&mut self.tx, timeout, &mut on_packet),
             Backend::Mmsg(m) => m.run_once(&mut self.tx, timeout, &mut on_packet),
+            Backend::Xdp(x) => x.run_once(&mut self.tx, timeout, &mut on_packet),
         }
     }
 
@@ -345,6 +437,7 @@ impl UdpIo {
         match &mut self.backend {
             Backend::Uring(u) => u.flush(&mut self.tx),
             Backend::Mmsg(m) => m.flush(&mut self.tx),
+            Backend::Xdp(x) => x.flush(&mut self.tx),
         }
     }
 
@@ -353,6 +446,7 @@ impl UdpIo {
         let mut s = match &self.backend {
             Backend::Uring(u) => u.stats,
             Backend::Mmsg(m) => m.stats,
+            Backend::Xdp(x) => x.stats(),
         };
         s.send_queue_full = self.tx.full_count();
         s
@@ -392,7 +486,7 @@ mod tests {
 
     #[test]
     fn io_mode_round_trips() {
-        for m in [IoMode::Auto, IoMode::Uring, IoMode::Mmsg] {
+        for m in [IoMode::Auto, IoMode::Uring, IoMode::Mmsg, IoMode::Xdp] {
             assert_eq!(m.to_string().parse::<IoMode>().unwrap(), m);
         }
         assert_eq!(IoMode::default(), IoMode::Auto);

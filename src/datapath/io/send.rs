@@ -29,8 +29,8 @@ unsafe impl Send for SendArena {}
 unsafe impl Sync for SendArena {}
 
 impl SendArena {
-    fn new(len: usize) -> SendArena {
-        let layout = Layout::from_size_align(len.max(1), 64).expect("send arena layout");
+    fn new(len: usize, align: usize) -> SendArena {
+        let layout = Layout::from_size_align(len.max(1), align).expect("send arena layout");
         // SAFETY: the layout has a non-zero size.
         let ptr = unsafe { alloc::alloc_zeroed(layout) };
         let ptr = NonNull::new(ptr).unwrap_or_else(|| alloc::handle_alloc_error(layout));
@@ -41,6 +41,28 @@ impl SendArena {
     pub(super) fn base(&self) -> *mut u8 {
         self.ptr.as_ptr()
     }
+
+    /// Length of the arena in bytes.
+    pub(super) fn len(&self) -> usize {
+        self.layout.size()
+    }
+}
+
+/// Where the slots lie in the arena: slot `i` is `usable` bytes at `offset + i * stride`. The
+/// XDP backend makes the arena its UMEM, with receive frames before the slots and room for
+/// Ethernet/IP/UDP headers in front of each slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct SlotLayout {
+    /// Bytes from the arena's start to slot 0.
+    pub offset: usize,
+    /// Bytes from one slot to the next.
+    pub stride: usize,
+    /// Bytes of each slot handed out by `slot()`.
+    pub usable: usize,
+    /// Total arena length (at least `offset + (slots - 1) * stride + usable`).
+    pub arena_len: usize,
+    /// Arena alignment.
+    pub align: usize,
 }
 
 impl Drop for SendArena {
@@ -63,6 +85,9 @@ pub(super) struct Queued {
 pub struct SendQueue {
     arena: Arc<SendArena>,
     buffer_size: usize,
+    /// Bytes from the arena's start to slot 0, and from one slot to the next.
+    offset: usize,
+    stride: usize,
     slots: usize,
     free: Vec<u32>,
     queue: VecDeque<Queued>,
@@ -75,9 +100,30 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 impl SendQueue {
     pub(super) fn new(slots: usize, buffer_size: usize) -> SendQueue {
+        SendQueue::with_layout(
+            slots,
+            SlotLayout {
+                offset: 0,
+                stride: buffer_size,
+                usable: buffer_size,
+                arena_len: slots * buffer_size,
+                align: 64,
+            },
+        )
+    }
+
+    /// A queue of `slots` slots laid out as `layout` says.
+    pub(super) fn with_layout(slots: usize, layout: SlotLayout) -> SendQueue {
+        debug_assert!(layout.usable <= layout.stride);
+        debug_assert!(
+            layout.offset + slots.saturating_sub(1) * layout.stride + layout.usable
+                <= layout.arena_len
+        );
         SendQueue {
-            arena: Arc::new(SendArena::new(slots * buffer_size)),
-            buffer_size,
+            arena: Arc::new(SendArena::new(layout.arena_len, layout.align)),
+            buffer_size: layout.usable,
+            offset: layout.offset,
+            stride: layout.stride,
             slots,
             free: (0..slots as u32).rev().collect(),
             queue: VecDeque::with_capacity(slots),
@@ -104,8 +150,8 @@ impl SendQueue {
                 }
             },
         };
-        let off = slot as usize * self.buffer_size;
-        // SAFETY: `slot < slots`, so the range lies inside the arena; the slot is in no other
+        let off = self.offset + slot as usize * self.stride;
+        // SAFETY: `slot < slots`, so the range lies inside the arena (`with_layout`); the slot is in no other
         // state (not free, queued or in flight), so this is the only reference to its bytes, and
         // it borrows `self` mutably, so `commit` cannot queue the slot while it is alive.
         Some(unsafe {
@@ -163,9 +209,12 @@ impl SendQueue {
     /// Start of a slot's bytes.
     pub(super) fn slot_ptr(&self, slot: u32) -> *mut u8 {
         // `slot < slots`, so this stays inside the arena (wrapping_add keeps it safe code).
-        self.arena
-            .base()
-            .wrapping_add(slot as usize * self.buffer_size)
+        self.arena.base().wrapping_add(self.slot_offset(slot))
+    }
+
+    /// A slot's position in the arena, in bytes.
+    pub(super) fn slot_offset(&self, slot: u32) -> usize {
+        self.offset + slot as usize * self.stride
     }
 
     /// Takes the front packet off the queue; its slot is then in flight until `release`.

@@ -200,7 +200,7 @@ pub(super) fn probe() -> Result<(), Vec<String>> {
     }
 }
 
-fn memlock_limit() -> String {
+pub(super) fn memlock_limit() -> String {
     let mut rl = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
