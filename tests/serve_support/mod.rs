@@ -53,7 +53,11 @@ impl Served {
     /// Starts `tern serve --config DIR/tern.toml` with `env` added, and waits until it says
     /// where it serves.
     pub fn start(dir: PathBuf, env: &[(&str, &str)]) -> Served {
-        let mut cmd = Command::new(TERN);
+        Served::start_with(Command::new(TERN), dir, env)
+    }
+
+    /// [`Served::start`] through `cmd`, which runs `tern` (e.g. `ip netns exec NS tern`).
+    pub fn start_with(mut cmd: Command, dir: PathBuf, env: &[(&str, &str)]) -> Served {
         cmd.arg("serve")
             .arg("--config")
             .arg(dir.join("tern.toml"))

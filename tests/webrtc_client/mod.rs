@@ -283,7 +283,24 @@ pub async fn media_flow_edited(
     profile: Option<SrtpProtectionProfile>,
     publisher_edits: &Edits<'_>,
 ) -> Flow {
-    // Publisher.
+    let (publisher, sending) = publish_cam(base, pub_token, profile, publisher_edits).await;
+    let (subscriber, rx) = subscribe_cam(base, sub_token, profile).await;
+    Flow {
+        publisher,
+        subscriber,
+        rx,
+        sending,
+    }
+}
+
+/// Publishes `room1/cam` (WHIP) and starts sending `payload(i)` for i in 0..1500 at 100
+/// packets/s; returns once the publisher is connected.
+pub async fn publish_cam(
+    base: &str,
+    pub_token: &str,
+    profile: Option<SrtpProtectionProfile>,
+    publisher_edits: &Edits<'_>,
+) -> (Arc<RTCPeerConnection>, tokio::task::JoinHandle<()>) {
     let publisher = peer(profile).await;
     let track = Arc::new(TrackLocalStaticRTP::new(
         RTCRtpCodecCapability {
@@ -330,8 +347,16 @@ pub async fn media_flow_edited(
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     });
+    (publisher, sending)
+}
 
-    // Subscriber: retry until the publisher's DTLS is done and the stream is announced.
+/// Subscribes to `room1/cam` (WHEP), retrying until the publisher's DTLS is done and the stream
+/// is announced; returns once connected, with the received payloads' channel.
+pub async fn subscribe_cam(
+    base: &str,
+    sub_token: &str,
+    profile: Option<SrtpProtectionProfile>,
+) -> (Arc<RTCPeerConnection>, mpsc::Receiver<Vec<u8>>) {
     let (subscriber, rx) = subscriber_peer(profile).await;
     let mut status = 0;
     for _ in 0..50 {
@@ -345,10 +370,5 @@ pub async fn media_flow_edited(
     }
     assert_eq!(status, 201, "WHEP eventually succeeds");
     wait_connected(&subscriber, "subscriber").await;
-    Flow {
-        publisher,
-        subscriber,
-        rx,
-        sending,
-    }
+    (subscriber, rx)
 }
