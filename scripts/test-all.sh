@@ -14,6 +14,12 @@ command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 # BiDi by puppeteer-core (pinned in the same lockfile).
 [ -x /usr/bin/firefox-esr ] || need_apt+=(firefox-esr)
 command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
+# The xdp-* tests build network namespaces and veth pairs (iproute2), ping across them, check
+# that no XDP program stays attached with bpftool, and drop privileges with setpriv/prlimit
+# (util-linux, always present on Debian).
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+command -v ping >/dev/null 2>&1 || need_apt+=(iputils-ping)
+command -v bpftool >/dev/null 2>&1 || [ -x /usr/sbin/bpftool ] || need_apt+=(bpftool)
 if [ ${#need_apt[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq

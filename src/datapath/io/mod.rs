@@ -286,8 +286,8 @@ pub enum IoError {
     #[error(
         "registering the AF_XDP UMEM ({} MiB of locked memory) failed: {source}; this is \
          RLIMIT_MEMLOCK (current limit: {limit}) without CAP_IPC_LOCK; raise it with \
-         LimitMEMLOCK=infinity in the systemd unit, or `ulimit -l unlimited` in the shell, or \
-         lower recv_buffers/send_slots", .bytes >> 20
+         LimitMEMLOCK=infinity in the systemd unit or `ulimit -l unlimited` in the shell, or \
+         grant CAP_IPC_LOCK", .bytes >> 20
     )]
     XdpMemlock {
         /// Bytes that had to be locked.
