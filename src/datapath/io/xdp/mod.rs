@@ -218,6 +218,11 @@ impl XdpAttachment {
                     interface: interface.into(),
                     source,
                 },
+                Some(libc::ENOSPC) => XdpError::Setup {
+                    step: "attaching the XDP program (the driver lacks queues for XDP; a veth \
+                           needs as many receive queues as its peer has transmit queues)",
+                    source,
+                },
                 _ => XdpError::Setup {
                     step: "attaching the XDP program",
                     source,
