@@ -2,6 +2,7 @@
 //! facts every report needs; and [`load`], the WHIP/WHEP load generator behind `tern-load`.
 
 pub mod load;
+pub mod veth;
 
 use std::hint::black_box;
 use std::time::Instant;

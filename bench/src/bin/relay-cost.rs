@@ -13,8 +13,14 @@
 //! `--extensions`: every packet carries a Chromium-like header extension block (abs-send-time,
 //! transport-wide sequence number, MID) and Tern's subscribers number extensions differently
 //! from the publisher, so each copy is renumbered (`copy_translating_extensions`).
+//!
+//! `--io xdp,uring` (root): the I/O backends side by side instead, on one veth pair between two
+//! network namespaces the bench creates (the datapath with one worker on `tern0`, the publisher
+//! and subscribers on the far end), interleaved in the same run: worker CPU ns per egress packet
+//! for each backend and their ratio. Defaults then to GCM-128 and fan-outs 1, 10, 50.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -24,6 +30,7 @@ use tern::datapath::{
 };
 use tern::ice::IceCredentials;
 use tern::srtp::{Profile, SrtpContext};
+use tern_bench::veth::{Veth, SERVER_IF};
 use tern_bench::{machine_summary, thread_cpu_ns, webrtc_profile, worker_tids};
 
 const PAYLOAD: usize = 1200 - 12;
@@ -44,6 +51,10 @@ struct Args {
     /// Egress packets per second the source aims for (default 200k: a busy worker).
     rate: u64,
     extensions: bool,
+    /// `--io`: compare these backends on a veth pair instead.
+    io: Vec<IoMode>,
+    /// `--egress N`: egress packets per measurement (default 100k, 20k with `--quick`).
+    egress: Option<usize>,
 }
 
 fn parse_args() -> Args {
@@ -54,7 +65,11 @@ fn parse_args() -> Args {
         profiles: vec![Profile::AeadAes128Gcm, Profile::Aes128CmHmacSha1_80],
         rate: 200_000,
         extensions: false,
+        io: Vec::new(),
+        egress: None,
     };
+    let mut fanouts_given = false;
+    let mut profiles_given = false;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -68,6 +83,7 @@ fn parse_args() -> Args {
                     eprintln!("relay-cost: --fanout takes a list like 1,10,50");
                     std::process::exit(2);
                 }
+                fanouts_given = true;
             }
             "--profile" => {
                 let v = it.next().unwrap_or_default();
@@ -79,6 +95,7 @@ fn parse_args() -> Args {
                         std::process::exit(2);
                     }
                 };
+                profiles_given = true;
             }
             "--rate" => {
                 a.rate = it
@@ -92,13 +109,67 @@ fn parse_args() -> Args {
                         std::process::exit(2);
                     });
             }
+            "--egress" => {
+                a.egress = it.next().and_then(|v| v.parse().ok()).filter(|&n| n > 0);
+                if a.egress.is_none() {
+                    eprintln!("relay-cost: --egress takes a packet count, e.g. 1000000");
+                    std::process::exit(2);
+                }
+            }
+            "--io" => {
+                let v = it.next().unwrap_or_default();
+                a.io = v.split(',').filter_map(|m| m.trim().parse().ok()).collect();
+                if a.io.is_empty() || a.io.contains(&IoMode::Auto) {
+                    eprintln!("relay-cost: --io takes backends like xdp,uring");
+                    std::process::exit(2);
+                }
+            }
             other => {
-                eprintln!("relay-cost: unknown argument '{other}' (use --json, --quick, --fanout L, --profile P, --rate N, --extensions)");
+                eprintln!("relay-cost: unknown argument '{other}' (use --json, --quick, --fanout L, --profile P, --rate N, --extensions, --io L, --egress N)");
                 std::process::exit(2);
             }
         }
     }
+    if !a.io.is_empty() {
+        if !fanouts_given {
+            a.fanouts = vec![1, 10, 50];
+        }
+        if !profiles_given {
+            a.profiles = vec![Profile::AeadAes128Gcm];
+        }
+    }
     a
+}
+
+/// Where the datapath and its peers run.
+#[derive(Clone)]
+struct Net {
+    io: IoMode,
+    /// The relay's media address, and the peers' address.
+    bind: IpAddr,
+    peer_ip: IpAddr,
+    /// (server, client) namespaces of a veth pair; `None` is loopback in this namespace.
+    veth: Option<(PathBuf, PathBuf)>,
+}
+
+impl Net {
+    fn loopback() -> Net {
+        Net {
+            io: IoMode::Auto,
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            peer_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            veth: None,
+        }
+    }
+
+    /// A peer socket on the peers' side.
+    fn peer_socket(&self) -> UdpSocket {
+        let bind = || UdpSocket::bind(SocketAddr::new(self.peer_ip, 0)).expect("peer socket");
+        match &self.veth {
+            Some((_, client)) => Veth::run_in(client, bind),
+            None => bind(),
+        }
+    }
 }
 
 fn rtp(seq: u16, payload: &[u8], buf: &mut [u8]) -> usize {
@@ -166,7 +237,7 @@ fn session_keys(profile: Profile) -> SessionKeys {
     }
 }
 
-fn install(dp: &Datapath, worker: usize, id: u64, profile: Profile) -> Peer {
+fn install(dp: &Datapath, net: &Net, worker: usize, id: u64, profile: Profile) -> Peer {
     let ice = IceCredentials {
         local_ufrag: format!("r{id}"),
         local_pwd: format!("pw-{id}-0123456789abcdef"),
@@ -188,7 +259,7 @@ fn install(dp: &Datapath, worker: usize, id: u64, profile: Profile) -> Peer {
         },
     )
     .expect("keys");
-    let sock = UdpSocket::bind("127.0.0.1:0").expect("peer socket");
+    let sock = net.peer_socket();
     sock.set_read_timeout(Some(Duration::from_millis(100))).ok();
     let relay = dp.local_addr(worker);
     let username = format!("{}:{}", ice.local_ufrag, ice.remote_ufrag);
@@ -324,7 +395,14 @@ fn baseline(profile: Profile, fanout: usize, egress_target: usize, rate: u64) ->
 }
 
 /// Tern with `workers` workers: CPU ns of the worker threads per egress packet.
-fn tern(profile: Profile, workers: usize, fanout: usize, egress_target: usize, rate: u64) -> f64 {
+fn tern(
+    profile: Profile,
+    workers: usize,
+    fanout: usize,
+    egress_target: usize,
+    rate: u64,
+    net: &Net,
+) -> f64 {
     let cores = core_ids();
     let placement = if cores.len() >= 2 && workers == 1 {
         Placement::Fixed(vec![cores[1]])
@@ -334,16 +412,22 @@ fn tern(profile: Profile, workers: usize, fanout: usize, egress_target: usize, r
     let cfg = DatapathConfig {
         placement,
         port_base: 0,
+        bind: net.bind,
         io: tern::datapath::IoConfig {
-            mode: IoMode::Auto,
+            mode: net.io,
+            interface: (net.io == IoMode::Xdp).then(|| SERVER_IF.to_string()),
             ..Default::default()
         },
         ..DatapathConfig::default()
     };
-    let dp = Datapath::start(cfg).expect("datapath");
-    let publisher = install(&dp, 0, 1, profile);
+    let dp = match &net.veth {
+        Some((server, _)) => Veth::run_in(server, || Datapath::start(cfg)),
+        None => Datapath::start(cfg),
+    }
+    .expect("datapath");
+    let publisher = install(&dp, net, 0, 1, profile);
     let subs: Vec<Peer> = (0..fanout)
-        .map(|i| install(&dp, i % workers, 100 + i as u64, profile))
+        .map(|i| install(&dp, net, i % workers, 100 + i as u64, profile))
         .collect();
     dp.send(
         0,
@@ -428,11 +512,77 @@ fn core_ids() -> Vec<usize> {
     v
 }
 
+/// `--io`: each backend on the same veth pair, interleaved, one worker.
+fn compare_backends(args: &Args, egress: usize, reps: usize) {
+    let veth = Veth::new(1).unwrap_or_else(|e| {
+        eprintln!("relay-cost: --io needs root to create a veth pair: {e}");
+        std::process::exit(1);
+    });
+    let nets: Vec<Net> = args
+        .io
+        .iter()
+        .map(|&io| Net {
+            io,
+            bind: veth.server_ip,
+            peer_ip: veth.client_ip,
+            veth: Some((veth.server_ns(), veth.client_ns())),
+        })
+        .collect();
+    let mut rows = Vec::new();
+    for &profile in &args.profiles {
+        for &fanout in &args.fanouts {
+            let mut samples: Vec<Vec<f64>> = vec![Vec::new(); nets.len()];
+            for _ in 0..reps {
+                for (net, s) in nets.iter().zip(samples.iter_mut()) {
+                    s.push(tern(profile, 1, fanout, egress, args.rate, net));
+                }
+            }
+            let medians: Vec<f64> = samples.into_iter().map(median).collect();
+            if args.json {
+                for (net, v) in nets.iter().zip(&medians) {
+                    println!("{{\"impl\": \"tern-1w-{}\", \"profile\": \"{}\", \"fanout\": {fanout}, \"cpu_ns_per_egress\": {v:.1}}}", net.io, profile.name());
+                }
+            }
+            rows.push((profile, fanout, medians));
+        }
+    }
+    if args.json {
+        return;
+    }
+    println!("# relay-cost --io: {}", machine_summary());
+    println!("# one worker on a veth pair (tern0 <-> peer0), worker CPU ns per egress packet");
+    print!("{:<24} {:>6}", "profile", "fanout");
+    for net in &nets {
+        print!(" {:>10}", net.io.as_str());
+    }
+    for net in &nets[1..] {
+        print!(" {:>11}", format!("{}/{}", net.io, nets[0].io));
+    }
+    println!();
+    for (p, fanout, m) in rows {
+        print!("{:<24} {:>6}", p.name(), fanout);
+        for v in &m {
+            print!(" {v:>10.1}");
+        }
+        for v in &m[1..] {
+            print!(" {:>11.3}", v / m[0]);
+        }
+        println!();
+    }
+}
+
 fn main() {
     let args = parse_args();
     EXTENSIONS.store(args.extensions, Ordering::Relaxed);
-    let egress = if args.quick { 20_000 } else { 100_000 };
+    let egress = args
+        .egress
+        .unwrap_or(if args.quick { 20_000 } else { 100_000 });
     let reps = if args.quick { 1 } else { 3 };
+    if !args.io.is_empty() {
+        compare_backends(&args, egress, reps);
+        return;
+    }
+    let net = Net::loopback();
     let mut rows = Vec::new();
     for &profile in &args.profiles {
         for &fanout in &args.fanouts {
@@ -441,8 +591,8 @@ fn main() {
                 (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for _ in 0..reps {
                 fs.push(floor(profile, egress));
-                t1s.push(tern(profile, 1, fanout, egress, args.rate));
-                t2s.push(tern(profile, 2, fanout, egress, args.rate));
+                t1s.push(tern(profile, 1, fanout, egress, args.rate, &net));
+                t2s.push(tern(profile, 2, fanout, egress, args.rate, &net));
                 bs.push(baseline(profile, fanout, egress, args.rate));
             }
             let (f, t1, t2, b) = (median(fs), median(t1s), median(t2s), median(bs));
