@@ -480,7 +480,11 @@ async fn room_events(
     }
     let initial = stream::iter(now);
     let live = BroadcastStream::new(rx).filter_map(|e| async move { e.ok() });
-    let events = initial.chain(live).map(|e| {
+    let mut stopping = app.relay.stopping.subscribe();
+    let stopped = async move {
+        let _ = stopping.wait_for(|s| *s).await;
+    };
+    let events = initial.chain(live).take_until(stopped).map(|e| {
         let json = serde_json::to_string(&e).unwrap_or_default();
         Ok(SseEvent::default().data(json))
     });

@@ -171,6 +171,9 @@ pub struct Relay {
     runtime: tokio::runtime::Handle,
     /// This relay, for tasks it starts from `&self`.
     me: std::sync::Weak<Relay>,
+    /// Set when the relay stops: long-lived responses (room feeds) end, so that the HTTP
+    /// server's graceful shutdown does not wait for them.
+    pub stopping: tokio::sync::watch::Sender<bool>,
     /// Sessions waiting for their first authenticated address (pulls wait before DTLS).
     bound_waiters: Mutex<HashMap<SessionId, tokio::sync::oneshot::Sender<()>>>,
 }
@@ -248,6 +251,7 @@ impl Relay {
     ) -> Arc<Self> {
         Arc::new_cyclic(|me| Self {
             me: me.clone(),
+            stopping: tokio::sync::watch::channel(false).0,
             dp,
             identity,
             policy: RwLock::new(Arc::new(policy)),

@@ -54,6 +54,7 @@ pub struct RunningServer {
 impl RunningServer {
     /// Stops accepting, ends every session and waits for the HTTP server.
     pub async fn stop(self) {
+        let _ = self.relay.stopping.send(true);
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
         if let Some(t) = self.cluster_task {
@@ -118,7 +119,7 @@ impl RunningServer {
                 .relay
                 .registry
                 .lock()
-                .map(|r| r.sessions.is_empty())
+                .map(|r| r.client_sessions() == 0)
                 .unwrap_or(true)
             {
                 return;

@@ -27,6 +27,9 @@ use super::webrtc_client::{payload, peer, signal, subscriber_peer, wait_connecte
 /// The HS256 secret every node of a test cluster shares.
 pub const SECRET: &str = "cluster-test-jwt-secret";
 
+/// The admin API token of every node of a test cluster.
+pub const ADMIN_TOKEN: &str = "cluster-test-admin-token";
+
 /// Debian's etcd server binary.
 pub const ETCD: &str = "/usr/bin/etcd";
 
@@ -192,6 +195,15 @@ pub struct Node {
     pub media: String,
 }
 
+impl Node {
+    /// Every log line so far (waits 100 ms for more).
+    pub fn log(&mut self) -> Vec<String> {
+        self.served
+            .wait_line("\u{0}never", Duration::from_millis(100));
+        self.served.log.clone()
+    }
+}
+
 /// A cluster's common settings: its etcd, key prefix and secrets directory.
 pub struct ClusterSpec {
     pub etcd_url: String,
@@ -211,6 +223,7 @@ impl ClusterSpec {
             "cluster-secret-of-this-test-0123",
         )
         .unwrap();
+        std::fs::write(dir.join("admin-token"), ADMIN_TOKEN).unwrap();
         ClusterSpec {
             etcd_url: etcd.url.clone(),
             prefix: format!("/{name}"),
@@ -226,11 +239,12 @@ impl ClusterSpec {
         let toml = format!(
             "[http]\nlisten = \"127.0.0.1:0\"\n\n\
              [media]\nbind = \"{media}\"\nport_base = 0\nworkers = [0]\nplacement = \"unbound\"\n\n\
-             [auth]\njwt_secret_file = \"{}\"\n\n\
+             [auth]\njwt_secret_file = \"{}\"\nadmin_token_file = \"{}\"\n\n\
              [limits]\nsessions_per_ip = 1000\nrequests_per_minute = 100000\n\n\
              [cluster]\netcd = [\"{}\"]\nnode_id = \"{id}\"\ncluster_secret_file = \"{}\"\n\
              prefix = \"{}\"\n{extra}\n",
             self.dir.join("jwt-secret").display(),
+            self.dir.join("admin-token").display(),
             self.etcd_url,
             self.dir.join("cluster-secret").display(),
             self.prefix,
@@ -461,6 +475,28 @@ pub async fn view(base: &str, (room, stream): (&str, &str), token: &str) -> View
             "WHEP {url}: {status} {body}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// What a client does when its media stops: subscribe again (at `base`) until media flows,
+/// within `timeout`; each attempt waits a second for its first payload.
+pub async fn view_until_media(
+    base: &str,
+    stream: (&str, &str),
+    token: &str,
+    timeout: Duration,
+) -> Viewer {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut v = view(base, stream, token).await;
+        if !v.receive(1, Duration::from_secs(1)).await.is_empty() {
+            return v;
+        }
+        v.close().await;
+        assert!(
+            Instant::now() < deadline,
+            "no media at {base} within {timeout:?}"
+        );
     }
 }
 

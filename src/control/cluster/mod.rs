@@ -767,9 +767,8 @@ mod tests {
     }
 
     fn cluster() -> Arc<Cluster> {
-        let dir = std::env::temp_dir().join(format!("tern-cluster-unit-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let secret = dir.join("secret");
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
         std::fs::write(&secret, "0123456789abcdef0123").unwrap();
         let config = ClusterConfig {
             etcd: vec!["http://127.0.0.1:1".into()],
@@ -782,6 +781,7 @@ mod tests {
             pull_linger: Duration::from_secs(10),
             max_sessions: 0,
         };
+        // The secret is read at once; the directory may go.
         Cluster::new(
             &config,
             "127.0.0.1:8080".parse().unwrap(),

@@ -865,7 +865,8 @@ impl Relay {
             .sum();
         let stats = &cluster.stats;
         let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
-        let rows: [(&str, &str, &str, String); 9] = [
+        let draining = cluster.nodes().iter().filter(|n| n.draining).count();
+        let rows: [(&str, &str, &str, String); 10] = [
             (
                 "tern_cluster_healthy",
                 "gauge",
@@ -877,6 +878,12 @@ impl Relay {
                 "gauge",
                 "nodes up in the cluster, this one included",
                 cluster.nodes().len().to_string(),
+            ),
+            (
+                "tern_cluster_draining_nodes",
+                "gauge",
+                "nodes up that drain (no new sessions are placed there)",
+                draining.to_string(),
             ),
             (
                 "tern_cluster_links{role=\"edge\"}",
