@@ -507,3 +507,175 @@ pub async fn offer_once(base: &str, path: &str, token: &str) -> (u16, String) {
     let _ = pc.close().await;
     r
 }
+
+/// A simulcast payload: VP8 descriptor (start of partition 0), a keyframe every 30th packet
+/// (else an inter frame), the layer's letter and the index.
+pub fn layer_payload(layer: u8, i: u32) -> Vec<u8> {
+    let mut p = vec![0x10, if i % 30 == 0 { 0x10 } else { 0x11 }, layer];
+    p.extend_from_slice(&i.to_be_bytes());
+    p.resize(300, layer);
+    p
+}
+
+/// `(layer letter, index)` of a [`layer_payload`].
+pub fn parse_layer_payload(p: &[u8]) -> (u8, u32) {
+    assert!(p.len() >= 7, "not a layer payload: {p:?}");
+    (p[2], u32::from_be_bytes([p[3], p[4], p[5], p[6]]))
+}
+
+/// A webrtc-rs simulcast publisher: layers `h` (first: the default) and `l`, each 100 packets/s
+/// of [`layer_payload`]; `plis` collects when each keyframe request for layer `h` arrived.
+pub struct SimulcastPublisher {
+    pub pc: Arc<RTCPeerConnection>,
+    pub sending: tokio::task::JoinHandle<()>,
+    pub plis: Arc<std::sync::Mutex<Vec<Instant>>>,
+}
+
+impl SimulcastPublisher {
+    pub async fn close(self) {
+        self.sending.abort();
+        let _ = self.pc.close().await;
+    }
+}
+
+/// Publishes layers `h` and `l` with WHIP at `base`.
+pub async fn publish_simulcast(
+    base: &str,
+    (room, stream): (&str, &str),
+    token: &str,
+) -> SimulcastPublisher {
+    use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+    let pc = super::webrtc_client::peer_with_extensions(
+        None,
+        &[
+            webrtc::sdp::extmap::SDES_RTP_STREAM_ID_URI,
+            "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id",
+        ],
+    )
+    .await;
+    let codec = RTCRtpCodecCapability {
+        mime_type: MIME_TYPE_VP8.to_owned(),
+        clock_rate: 90000,
+        ..Default::default()
+    };
+    let layer = |rid: &str| {
+        Arc::new(TrackLocalStaticRTP::new_with_rid(
+            codec.clone(),
+            "video".to_owned(),
+            rid.to_owned(),
+            format!("{room}-{stream}"),
+        ))
+    };
+    let (h, l) = (layer("h"), layer("l"));
+    let sender = pc
+        .add_track(Arc::clone(&h) as Arc<dyn TrackLocal + Send + Sync>)
+        .await
+        .unwrap();
+    sender
+        .add_encoding(Arc::clone(&l) as Arc<dyn TrackLocal + Send + Sync>)
+        .await
+        .unwrap();
+    let plis = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = Arc::clone(&plis);
+    tokio::spawn(async move {
+        while let Ok((packets, _)) = sender.read_rtcp().await {
+            for p in packets {
+                if p.as_any().downcast_ref::<PictureLossIndication>().is_some() {
+                    seen.lock().unwrap().push(Instant::now());
+                }
+            }
+        }
+    });
+    let (status, body, _) = signal_located(&pc, &format!("{base}/whip/{room}/{stream}"), token).await;
+    assert_eq!(status, 201, "simulcast WHIP: {body}");
+    wait_connected(&pc, "simulcast publisher").await;
+    let sending = tokio::spawn(async move {
+        for i in 0..6000u32 {
+            for (track, letter) in [(&h, b'h'), (&l, b'l')] {
+                let packet = webrtc::rtp::packet::Packet {
+                    header: webrtc::rtp::header::Header {
+                        version: 2,
+                        marker: true,
+                        payload_type: 96,
+                        sequence_number: i as u16,
+                        timestamp: i * 3000,
+                        ..Default::default()
+                    },
+                    payload: Bytes::from(layer_payload(letter, i)),
+                };
+                if track.write_rtp(&packet).await.is_err() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    SimulcastPublisher { pc, sending, plis }
+}
+
+impl Viewer {
+    /// Like [`Viewer::receive`], for any payload.
+    pub async fn receive_raw(&mut self, n: usize, timeout: Duration) -> Vec<Vec<u8>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut got = Vec::new();
+        while got.len() < n {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some(p)) => got.push(p),
+                _ => break,
+            }
+        }
+        got
+    }
+}
+
+/// A UDP relay at `front` for the media of `back` that drops every `nth` RTP packet on its
+/// way back to whoever sent to `front` (RTCP, STUN and DTLS pass), as a lossy link between
+/// nodes; returns how many it dropped so far.
+pub async fn lossy_relay(
+    front: std::net::SocketAddr,
+    back: std::net::SocketAddr,
+    nth: u64,
+) -> Arc<AtomicU64> {
+    use std::collections::HashMap;
+    use tokio::net::UdpSocket;
+    let dropped = Arc::new(AtomicU64::new(0));
+    let front_sock = Arc::new(UdpSocket::bind(front).await.expect("lossy relay binds"));
+    let counter = Arc::clone(&dropped);
+    tokio::spawn(async move {
+        let mut legs: HashMap<std::net::SocketAddr, Arc<UdpSocket>> = HashMap::new();
+        let mut buf = vec![0u8; 2048];
+        while let Ok((n, from)) = front_sock.recv_from(&mut buf).await {
+            let leg = match legs.get(&from) {
+                Some(l) => Arc::clone(l),
+                None => {
+                    let leg = Arc::new(UdpSocket::bind((front.ip(), 0)).await.unwrap());
+                    leg.connect(back).await.unwrap();
+                    legs.insert(from, Arc::clone(&leg));
+                    let (leg2, front2, counter) =
+                        (Arc::clone(&leg), Arc::clone(&front_sock), Arc::clone(&counter));
+                    tokio::spawn(async move {
+                        let mut buf = vec![0u8; 2048];
+                        let mut rtp = 0u64;
+                        while let Ok(n) = leg2.recv(&mut buf).await {
+                            // RFC 5761: RTCP packet types 200–207 in the second byte.
+                            let is_rtp = n > 12
+                                && (128..192).contains(&buf[0])
+                                && !(200..=207).contains(&buf[1]);
+                            if is_rtp {
+                                rtp += 1;
+                                if rtp % nth == 0 {
+                                    counter.fetch_add(1, Ordering::Relaxed);
+                                    continue;
+                                }
+                            }
+                            let _ = front2.send_to(&buf[..n], from).await;
+                        }
+                    });
+                    leg
+                }
+            };
+            let _ = leg.send(&buf[..n]).await;
+        }
+    });
+    dropped
+}
