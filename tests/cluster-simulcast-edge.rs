@@ -20,8 +20,9 @@ use cluster_support::{
 async fn edges_carry_every_layer_recover_losses_and_spare_the_publisher_keyframes() {
     let spec = ClusterSpec::new(Etcd::shared());
     // The origin tells other nodes to reach its media at 127.0.0.9, where a relay dropping
-    // every 20th RTP packet towards the edges stands in for a lossy link.
-    let n1 = spec.node("n1", "127.0.0.1", "advertise_media = \"127.0.0.9\"");
+    // every 20th RTP packet towards the edges stands in for a lossy link. (Its id sorts after
+    // the edges', so the edges open the links, to that address.)
+    let n1 = spec.node("origin", "127.0.0.1", "advertise_media = \"127.0.0.9\"");
     let origin_media = n1
         .served
         .log
@@ -31,12 +32,16 @@ async fn edges_carry_every_layer_recover_losses_and_spare_the_publisher_keyframe
         .expect("the serving line names the media address");
     let front = std::net::SocketAddr::new([127, 0, 0, 9].into(), origin_media.port());
     let dropped = lossy_relay(front, origin_media, 20).await;
-    let n2 = spec.node("n2", "127.0.0.2", "");
-    let n3 = spec.node("n3", "127.0.0.3", "");
+    let n2 = spec.node("edge-a", "127.0.0.2", "");
+    let n3 = spec.node("edge-b", "127.0.0.3", "");
     until_nodes(&[&n1.base, &n2.base, &n3.base], 3.0).await;
 
-    let publisher = publish_simulcast(&n1.base, ("gala", "cam"), &token("gala", true, false, "cam"))
-        .await;
+    let publisher = publish_simulcast(
+        &n1.base,
+        ("gala", "cam"),
+        &token("gala", true, false, "cam"),
+    )
+    .await;
     let viewer_token = token("gala", false, true, "guest");
 
     // Layer h (the default) on edge n2: every packet, in order, despite the lossy link.
@@ -59,8 +64,13 @@ async fn edges_carry_every_layer_recover_losses_and_spare_the_publisher_keyframe
         .filter(|i| seen.binary_search(i).is_err())
         .collect();
     assert!(missing.is_empty(), "never arrived: {missing:?}");
-    assert!(dropped.load(Ordering::Relaxed) >= 5, "the link lost nothing");
-    let recovered = metric(&n2.base, "tern_upstream_recovered_total").await.unwrap();
+    assert!(
+        dropped.load(Ordering::Relaxed) >= 5,
+        "the link lost nothing"
+    );
+    let recovered = metric(&n2.base, "tern_upstream_recovered_total")
+        .await
+        .unwrap();
     assert!(recovered >= 5.0, "edge recovered {recovered} packets");
 
     // Switch to l, asked of n3: the Location names n2, so n3 passes it on.
@@ -89,7 +99,11 @@ async fn edges_carry_every_layer_recover_losses_and_spare_the_publisher_keyframe
     for batch in 0..10 {
         let mut joins = Vec::new();
         for i in 0..10 {
-            let base = if (batch * 10 + i) % 2 == 0 { &n2.base } else { &n3.base };
+            let base = if (batch * 10 + i) % 2 == 0 {
+                &n2.base
+            } else {
+                &n3.base
+            };
             joins.push(view(base, ("gala", "cam"), &viewer_token));
         }
         viewers.extend(futures_util::future::join_all(joins).await);
@@ -105,7 +119,11 @@ async fn edges_carry_every_layer_recover_losses_and_spare_the_publisher_keyframe
         .collect();
     let busiest = plis
         .iter()
-        .map(|t| plis.iter().filter(|u| **u >= *t && **u < *t + Duration::from_secs(1)).count())
+        .map(|t| {
+            plis.iter()
+                .filter(|u| **u >= *t && **u < *t + Duration::from_secs(1))
+                .count()
+        })
         .max()
         .unwrap_or(0);
     assert!(

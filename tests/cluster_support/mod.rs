@@ -586,7 +586,8 @@ pub async fn publish_simulcast(
             }
         }
     });
-    let (status, body, _) = signal_located(&pc, &format!("{base}/whip/{room}/{stream}"), token).await;
+    let (status, body, _) =
+        signal_located(&pc, &format!("{base}/whip/{room}/{stream}"), token).await;
     assert_eq!(status, 201, "simulcast WHIP: {body}");
     wait_connected(&pc, "simulcast publisher").await;
     let sending = tokio::spawn(async move {
@@ -651,8 +652,11 @@ pub async fn lossy_relay(
                     let leg = Arc::new(UdpSocket::bind((front.ip(), 0)).await.unwrap());
                     leg.connect(back).await.unwrap();
                     legs.insert(from, Arc::clone(&leg));
-                    let (leg2, front2, counter) =
-                        (Arc::clone(&leg), Arc::clone(&front_sock), Arc::clone(&counter));
+                    let (leg2, front2, counter) = (
+                        Arc::clone(&leg),
+                        Arc::clone(&front_sock),
+                        Arc::clone(&counter),
+                    );
                     tokio::spawn(async move {
                         let mut buf = vec![0u8; 2048];
                         let mut rtp = 0u64;

@@ -70,7 +70,11 @@ pub async fn peer_with_extensions(
     // The MID header extension, as browsers negotiate it (webrtc-rs does not by default).
     let mid = [webrtc::sdp::extmap::SDES_MID_URI];
     let uris = mid.iter().map(|u| (*u, RTPCodecType::Audio));
-    let uris = uris.chain(mid.iter().chain(video_uris).map(|u| (*u, RTPCodecType::Video)));
+    let uris = uris.chain(
+        mid.iter()
+            .chain(video_uris)
+            .map(|u| (*u, RTPCodecType::Video)),
+    );
     for (uri, kind) in uris {
         media
             .register_header_extension(
