@@ -22,6 +22,8 @@ command -v ping >/dev/null 2>&1 || need_apt+=(iputils-ping)
 command -v bpftool >/dev/null 2>&1 || [ -x /usr/sbin/bpftool ] || need_apt+=(bpftool)
 # tern-tune's AF_XDP checks read and set queues with ethtool (tests/tern-tune-xdp.rs).
 command -v ethtool >/dev/null 2>&1 || [ -x /usr/sbin/ethtool ] || need_apt+=(ethtool)
+# Cluster tests (tests/cluster-*.rs) start Debian's etcd themselves.
+[ -x /usr/bin/etcd ] || need_apt+=(etcd-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
