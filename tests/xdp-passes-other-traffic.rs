@@ -83,8 +83,9 @@ fn http_ping_and_other_udp_pass_and_nothing_stays_attached() {
         .expect("ping runs (scripts/test-all.sh installs iputils-ping)");
     assert!(
         ping.status.success(),
-        "ping: {}",
-        String::from_utf8_lossy(&ping.stdout)
+        "ping: {}{}",
+        String::from_utf8_lossy(&ping.stdout),
+        String::from_utf8_lossy(&ping.stderr)
     );
 
     // UDP to another port of the media address: the kernel's socket gets it and answers.
