@@ -244,6 +244,29 @@ fn example_config_passes() {
 }
 
 #[test]
+fn the_cluster_examples_pass() {
+    for n in 1..=3 {
+        let node = fs::read_to_string(format!(
+            "{}/docs/cluster/node{n}.toml",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        assert!(node.contains("\"/tmp/tern-cluster.secret\""));
+        let case = case(&format!(
+            "{AUTH}{}",
+            node.replace("/tmp/tern-cluster.secret", "SECRET")
+        ));
+        let out = check(&case.path);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "node{n}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
 fn serve_refuses_a_bad_config_with_the_same_message() {
     let case = case(&format!("{AUTH}[media]\nworkers = [0, 4095]\n"));
     let checked = check(&case.path);

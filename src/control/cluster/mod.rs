@@ -85,8 +85,11 @@ pub enum Change {
 /// Counters for `/metrics`.
 #[derive(Debug, Default)]
 pub struct ClusterStats {
-    /// Writes this node made to etcd (puts, transactions, grants, keep-alives, revokes).
+    /// Writes this node made to etcd's key space (puts, transactions, grants, revokes).
     pub etcd_writes: AtomicU64,
+    /// Lease keep-alives sent (one per `lease_ttl / 3`; etcd's leader answers them without a
+    /// write to its log).
+    pub lease_renewals: AtomicU64,
     /// Watch events applied.
     pub watch_events: AtomicU64,
     /// Times the lease was lost or could not be renewed.
@@ -652,7 +655,7 @@ async fn keep_lease(
         if lease == 0 {
             continue;
         }
-        cluster.wrote();
+        cluster.stats.lease_renewals.fetch_add(1, Ordering::Relaxed);
         match cluster.etcd.keep_alive(lease).await {
             Ok(ttl_left) if ttl_left > 0 => {
                 cluster.set_healthy();

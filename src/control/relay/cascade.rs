@@ -938,7 +938,7 @@ impl Relay {
         let stats = &cluster.stats;
         let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
         let draining = cluster.nodes().iter().filter(|n| n.draining).count();
-        let rows: [(&str, &str, &str, String); 9] = [
+        let rows: [(&str, &str, &str, String); 10] = [
             (
                 "tern_cluster_healthy",
                 "gauge",
@@ -978,8 +978,14 @@ impl Relay {
             (
                 "tern_cluster_etcd_writes_total",
                 "counter",
-                "writes to etcd (keep-alives, records, transactions)",
+                "writes to etcd's key space (records, transactions, grants, revokes)",
                 get(&stats.etcd_writes).to_string(),
+            ),
+            (
+                "tern_cluster_lease_renewals_total",
+                "counter",
+                "lease keep-alives sent to etcd",
+                get(&stats.lease_renewals).to_string(),
             ),
             (
                 "tern_cluster_lease_failures_total",
