@@ -14,10 +14,21 @@ command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 # BiDi by puppeteer-core (pinned in the same lockfile).
 [ -x /usr/bin/firefox-esr ] || need_apt+=(firefox-esr)
 command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
+# man renders the man pages (tests/cli-man-page.rs).
+command -v man >/dev/null 2>&1 || need_apt+=(man-db)
 if [ ${#need_apt[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq "${need_apt[@]}"
+fi
+
+# promtool lints a live /metrics scrape and checks and unit-tests the alert rules
+# (tests/metrics-promtool.rs, tests/prometheus-rules.rs). Without recommends: only the tool, no
+# node exporter service beside it.
+if ! command -v promtool >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends prometheus
 fi
 
 node_major=$(node -p 'process.versions.node.split(".")[0]')

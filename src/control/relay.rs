@@ -208,6 +208,25 @@ impl SessionInfo {
     }
 }
 
+/// The info line for a session the relay took on (its offer answered, DTLS still to come).
+fn admitted(
+    id: SessionId,
+    role: SessionRole,
+    (room, stream): (&str, &str),
+    worker: usize,
+    grant: &Grant,
+    remote: IpAddr,
+) {
+    let kind = match role {
+        SessionRole::Publisher => "publisher",
+        SessionRole::Subscriber => "subscriber",
+    };
+    tracing::info!(
+        session = id, kind, room, stream, identity = %grant.identity, worker, %remote,
+        "session admitted"
+    );
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -406,6 +425,14 @@ impl Relay {
             self.forget(id);
             return Err(ApiError::new(503, format!("relay busy: {e}")));
         }
+        admitted(
+            id,
+            SessionRole::Publisher,
+            (room, stream),
+            worker,
+            &grant,
+            client_ip,
+        );
         let expected = offer.fingerprints.clone();
         let relay = Arc::clone(self);
         let (room_s, stream_s) = (room.to_string(), stream.to_string());
@@ -569,6 +596,14 @@ impl Relay {
             self.forget(id);
             return Err(ApiError::new(503, format!("relay busy: {e}")));
         }
+        admitted(
+            id,
+            SessionRole::Subscriber,
+            (room, stream),
+            worker,
+            &grant,
+            client_ip,
+        );
         let relay = Arc::clone(self);
         self.spawn_dtls(id, worker, offer.fingerprints.clone(), move |keys| {
             relay
@@ -669,7 +704,7 @@ impl Relay {
         let (tracks, stalled) = (stream.tracks.clone(), stream.stalled.clone());
         for id in stream.subscribers.clone() {
             if let Err(e) = self.reserve(&mut reg, id, &tracks, &stalled) {
-                eprintln!("tern: session {id}: layer change not sent: {e}");
+                tracing::warn!(session = id, "layer change not sent: {e}");
             }
         }
     }
@@ -720,8 +755,7 @@ impl Relay {
     ) {
         let Some(expected) = expected_fingerprint(&offered) else {
             // parse_offer guarantees a fingerprint; one we cannot check is as good as none.
-            eprintln!("tern: session {id}: no usable a=fingerprint; ending it");
-            self.end_session(id);
+            self.end_session_because(id, "no usable a=fingerprint");
             return;
         };
         let stats = Arc::clone(&self.dtls_stats);
@@ -759,8 +793,9 @@ impl Relay {
             .await;
             match result {
                 Ok(outcome) => {
+                    tracing::info!(session = id, worker, "DTLS connected; media keys installed");
                     if connected(outcome.keys).is_none() {
-                        relay.end_session(id);
+                        relay.end_session_because(id, "worker refused the keys");
                     }
                     // Keep the association (it answers retransmitted flights) while the session
                     // lives; the peer's close_notify (authenticated) ends the session at once.
@@ -768,7 +803,7 @@ impl Relay {
                     while lock(&relay.registry).sessions.contains_key(&id) {
                         tokio::select! {
                             _ = association.closed() => {
-                                relay.end_session(id);
+                                relay.end_session_because(id, "DTLS close_notify");
                                 break;
                             }
                             _ = tokio::time::sleep(Duration::from_millis(250)) => {}
@@ -777,8 +812,7 @@ impl Relay {
                     let _ = association.close().await;
                 }
                 Err(e) => {
-                    eprintln!("tern: session {id}: DTLS failed: {e}");
-                    relay.end_session(id);
+                    relay.end_session_because(id, &format!("DTLS failed: {e}"));
                 }
             }
         });
@@ -794,7 +828,7 @@ impl Relay {
                 }
             }
             Event::ConsentExpired { session } => {
-                self.end_session(session);
+                self.end_session_because(session, "consent expired");
             }
             Event::LayerActive { track, active } => self.layer_changed(track, active),
             _ => {}
@@ -835,13 +869,25 @@ impl Relay {
             orphans
         };
         for sub in orphans {
-            self.end_session(sub);
+            self.end_session_because(sub, "publisher left");
         }
     }
 
-    /// Ends a session: the worker forgets it (media stops at once) and the registry too.
+    /// Ends a session at its client's or an admin's request (`DELETE`).
     pub fn end_session(&self, id: SessionId) -> bool {
-        let worker = lock(&self.registry).sessions.get(&id).map(|s| s.worker);
+        self.end_session_because(id, "deleted")
+    }
+
+    /// Ends a session: the worker forgets it (media stops at once) and the registry too; the
+    /// log line says why.
+    pub fn end_session_because(&self, id: SessionId, reason: &str) -> bool {
+        let worker = lock(&self.registry).sessions.get(&id).map(|s| {
+            tracing::info!(
+                session = id, room = %s.room, stream = %s.stream, identity = %s.identity,
+                worker = s.worker, remote = %s.client_ip, reason, "session ended"
+            );
+            s.worker
+        });
         let Some(worker) = worker else { return false };
         let _ = self.dp.send(worker, Command::RemoveSession { id });
         self.forget(id);
@@ -857,7 +903,7 @@ impl Relay {
             .map(|s| s.id)
             .collect();
         for id in &doomed {
-            self.end_session(*id);
+            self.end_session_because(*id, "token expired or revoked");
         }
         doomed.len()
     }
@@ -939,7 +985,7 @@ impl Relay {
                 client_ip: s.client_ip,
             };
             if webhook.check(&req).await.is_err() {
-                self.end_session(s.id);
+                self.end_session_because(s.id, "webhook refused on recheck");
             }
         }
     }

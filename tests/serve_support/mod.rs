@@ -88,13 +88,18 @@ impl Served {
             log: Vec::new(),
             dir,
         };
+        // `INFO tern: serving … http=http://ADDR …` as text, `"http":"http://ADDR"` as JSON.
         let line = served
-            .wait_line("tern: serving", Duration::from_secs(20))
+            .wait_line("serving", Duration::from_secs(20))
             .unwrap_or_else(|| panic!("tern serve did not start: {:?}", served.log));
-        let addr = line
+        let addr: String = line
             .split("http://")
             .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
+            .map(|rest| {
+                rest.chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || ".:[]".contains(*c))
+                    .collect()
+            })
             .expect("serving line names the HTTP address");
         served.base = format!("http://{addr}");
         served
