@@ -110,5 +110,33 @@ async fn a_live_scrape_passes_promtool() {
         )),
         "{text}"
     );
+    every_metric_the_ops_files_name_exists(&text);
     pair.close().await;
+}
+
+/// The dashboard and the alert rules name only metrics this scrape has (a renamed metric
+/// would leave a panel empty and an alert silent).
+fn every_metric_the_ops_files_name_exists(text: &str) {
+    let mut known: HashSet<&str> = series(text)
+        .map(|(s, _)| s.split('{').next().unwrap())
+        .collect();
+    known.extend(
+        text.lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next()),
+    );
+    for file in ["ops/grafana/tern.json", "ops/prometheus/tern-rules.yml"] {
+        let path = format!("{}/{file}", env!("CARGO_MANIFEST_DIR"));
+        let body = std::fs::read_to_string(&path).expect(file);
+        let mut named = 0;
+        for (i, _) in body.match_indices("tern_") {
+            let name: String = body[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            named += 1;
+            assert!(known.contains(name.as_str()), "{file} names {name}, not in /metrics");
+        }
+        assert!(named >= 8, "{file} names only {named} metrics");
+    }
 }
