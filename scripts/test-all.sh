@@ -44,3 +44,10 @@ for pkg in playwright-core puppeteer-core; do
 done
 
 cargo test --workspace --locked
+
+# The short soak: 60 s of tern-load (broadcast, conference and churn waves) against the debug
+# binaries just built; fails on RSS drift, fds or threads not returning, a panic or a worker
+# restart (bench/scripts/soak.sh; the one-hour run is in perf-reports/).
+cargo build --workspace --bins --locked
+bin_dir=${CARGO_TARGET_DIR:-target}/debug
+TERN_BIN=$bin_dir/tern TERN_LOAD_BIN=$bin_dir/tern-load bench/scripts/soak.sh 60

@@ -256,7 +256,8 @@ fn sessions(out: &mut Exposition, s: &Scrape) {
             .flat_map(|r| r.streams.values())
             .map(|st| st.tracks.len())
             .sum();
-        (reg.rooms.len(), tracks)
+        let rooms = reg.rooms.values().filter(|r| !r.streams.is_empty()).count();
+        (rooms, tracks)
     };
     out.family(
         "tern_sessions",
