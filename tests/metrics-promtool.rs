@@ -135,7 +135,10 @@ fn every_metric_the_ops_files_name_exists(text: &str) {
                 .take_while(|c| c.is_ascii_lowercase() || *c == '_')
                 .collect();
             named += 1;
-            assert!(known.contains(name.as_str()), "{file} names {name}, not in /metrics");
+            assert!(
+                known.contains(name.as_str()),
+                "{file} names {name}, not in /metrics"
+            );
         }
         assert!(named >= 8, "{file} names only {named} metrics");
     }

@@ -30,7 +30,11 @@ fn rules_load_and_pass_their_unit_tests() {
     let dir = Path::new(DIR);
     let out = promtool(dir, &["check", "rules", "tern-rules.yml"]);
     assert!(out.status.success(), "{}", said(&out));
-    assert!(said(&out).contains("SUCCESS: 8 rules found"), "{}", said(&out));
+    assert!(
+        said(&out).contains("SUCCESS: 8 rules found"),
+        "{}",
+        said(&out)
+    );
     let out = promtool(dir, &["test", "rules", "tern-rules.test.yml"]);
     assert!(out.status.success(), "{}", said(&out));
 
@@ -60,7 +64,10 @@ fn the_unit_tests_fail_when_a_threshold_moves() {
     let tmp = tempfile::tempdir().unwrap();
     let rules = std::fs::read_to_string(Path::new(DIR).join("tern-rules.yml")).unwrap();
     let moved = rules.replace("[5m]))) > 0.005", "[5m]))) > 0.05");
-    assert_ne!(moved, rules, "the latency threshold is where this test expects it");
+    assert_ne!(
+        moved, rules,
+        "the latency threshold is where this test expects it"
+    );
     std::fs::write(tmp.path().join("tern-rules.yml"), moved).unwrap();
     std::fs::copy(
         Path::new(DIR).join("tern-rules.test.yml"),
@@ -69,5 +76,9 @@ fn the_unit_tests_fail_when_a_threshold_moves() {
     .unwrap();
     let out = promtool(tmp.path(), &["test", "rules", "tern-rules.test.yml"]);
     assert!(!out.status.success(), "{}", said(&out));
-    assert!(said(&out).contains("TernRelayLatencyHigh"), "{}", said(&out));
+    assert!(
+        said(&out).contains("TernRelayLatencyHigh"),
+        "{}",
+        said(&out)
+    );
 }
