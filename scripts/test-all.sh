@@ -16,6 +16,8 @@ command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
 # man renders the man pages (tests/cli-man-page.rs).
 command -v man >/dev/null 2>&1 || need_apt+=(man-db)
+# Cluster tests (tests/cluster-*.rs) start Debian's etcd themselves.
+[ -x /usr/bin/etcd ] || need_apt+=(etcd-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq

@@ -34,6 +34,7 @@ const FAMILIES: &[fn(&mut Exposition, &Scrape)] = &[
     relay_latency,
     sessions,
     dtls,
+    cluster,
 ];
 
 /// What one scrape reads from the relay, so each family sees the same moment.
@@ -248,6 +249,8 @@ fn sessions(out: &mut Exposition, s: &Scrape) {
             match info.role {
                 SessionRole::Publisher => publishers += 1,
                 SessionRole::Subscriber => subscribers += 1,
+                // Node-to-node links: `tern_cluster_links`.
+                SessionRole::EdgeLink | SessionRole::OriginLink => {}
             }
         }
         let tracks: usize = reg
@@ -336,6 +339,12 @@ fn dtls(out: &mut Exposition, s: &Scrape) {
             d.srtp_fallbacks(r),
         );
     }
+}
+
+/// The cluster's families (`tern_cluster_*`, none without `[cluster]`), rendered with their
+/// HELP and TYPE lines by `Relay::cluster_metrics`.
+fn cluster(out: &mut Exposition, s: &Scrape) {
+    out.text.push_str(&s.relay.cluster_metrics());
 }
 
 #[cfg(test)]

@@ -26,6 +26,21 @@ pub enum SessionRole {
     Publisher,
     /// A WHEP subscriber.
     Subscriber,
+    /// On a stream's origin: the link another node (an edge) pulls streams over. It receives
+    /// every layer of each stream it pulls, one RTP stream per layer.
+    #[serde(rename = "edge-link")]
+    EdgeLink,
+    /// On an edge: the link to an origin node that this node pulls streams over; each pulled
+    /// stream is published here by it, as if by a local publisher.
+    #[serde(rename = "origin-link")]
+    OriginLink,
+}
+
+impl SessionRole {
+    /// Whether the session is a link between two nodes, not a client.
+    pub fn is_link(self) -> bool {
+        matches!(self, SessionRole::EdgeLink | SessionRole::OriginLink)
+    }
 }
 
 /// One published track.
@@ -215,6 +230,8 @@ pub struct SessionInfo {
     pub connected: bool,
     /// A subscriber: what it receives of each published track.
     pub feeds: Vec<Feed>,
+    /// A link between nodes: the other node.
+    pub peer_node: Option<String>,
 }
 
 /// What a subscriber session receives of one published track: the datapath track (for a
@@ -239,6 +256,9 @@ pub struct Stream {
     pub subscribers: Vec<SessionId>,
     /// Simulcast layers the publisher has stopped sending (as its worker reported).
     pub stalled: Vec<TrackId>,
+    /// A stream this node pulls from its origin (the origin's node id); `publisher` is then the
+    /// link to that node.
+    pub pulled_from: Option<String>,
 }
 
 /// A room's streams and event feed.
@@ -265,6 +285,8 @@ pub enum RoomEvent {
     Published { stream: String, identity: String },
     /// A stream is gone.
     Unpublished { stream: String },
+    /// This node is draining: connect again (to another node) for new sessions.
+    Reconnect,
 }
 
 /// Every room, stream and session.
@@ -288,7 +310,7 @@ impl Registry {
         let mut v: Vec<RoomEvent> = r
             .streams
             .iter()
-            .filter(|(_, s)| !s.tracks.is_empty())
+            .filter(|(_, s)| !s.tracks.is_empty() && s.pulled_from.is_none())
             .filter_map(|(name, s)| {
                 let publisher = self.sessions.get(&s.publisher?)?;
                 Some(RoomEvent::Published {
@@ -314,7 +336,15 @@ impl Registry {
 
     /// Sessions from one client address.
     pub fn sessions_from(&self, ip: IpAddr) -> usize {
-        self.sessions.values().filter(|s| s.client_ip == ip).count()
+        self.sessions
+            .values()
+            .filter(|s| s.client_ip == ip && !s.role.is_link())
+            .count()
+    }
+
+    /// Client sessions (links between nodes left out).
+    pub fn client_sessions(&self) -> usize {
+        self.sessions.values().filter(|s| !s.role.is_link()).count()
     }
 }
 
