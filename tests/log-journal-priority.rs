@@ -21,15 +21,7 @@ fn journal_lines_have_priorities_and_no_timestamps() {
     let mut served = Served::start(dir, &[("JOURNAL_STREAM", "8:12345")]);
     let serving = served.log.last().cloned().unwrap();
     assert!(serving.starts_with("<6>"), "{serving}");
-    std::fs::write(
-        served.dir.join("tern.toml"),
-        "[limits]\nsessions_per_ip = \"many\"\n",
-    )
-    .unwrap();
-    served.kill("HUP");
-    let refused = served
-        .wait_line("keeping the running config", Duration::from_secs(5))
-        .expect("the refused reload is logged");
+    let refused = served.refused_reload();
     assert!(refused.starts_with("<3>"), "{refused}");
     served.kill("TERM");
     assert!(served.wait_exit(Duration::from_secs(10)).is_some());

@@ -28,15 +28,7 @@ fn warn_suppresses_info_but_not_errors() {
         }
     }
     // A reload of a broken config is an error: it prints.
-    std::fs::write(
-        served.dir.join("tern.toml"),
-        "[limits]\nsessions_per_ip = \"many\"\n",
-    )
-    .unwrap();
-    served.kill("HUP");
-    let line = served
-        .wait_line("keeping the running config", Duration::from_secs(5))
-        .unwrap_or_else(|| panic!("the refused reload is logged: {:?}", served.log));
+    let line = served.refused_reload();
     assert!(line.contains("ERROR"), "{line}");
     served.kill("TERM");
     assert!(served.wait_exit(Duration::from_secs(10)).is_some());

@@ -237,27 +237,6 @@ impl SessionInfo {
     }
 }
 
-/// The info line for a session the relay took on (its offer answered, DTLS still to come).
-fn admitted(
-    id: SessionId,
-    role: SessionRole,
-    (room, stream): (&str, &str),
-    worker: usize,
-    grant: &Grant,
-    remote: IpAddr,
-) {
-    let kind = match role {
-        SessionRole::Publisher => "publisher",
-        SessionRole::Subscriber => "subscriber",
-        SessionRole::EdgeLink => "edge-link",
-        SessionRole::OriginLink => "origin-link",
-    };
-    tracing::info!(
-        session = id, kind, room, stream, identity = %grant.identity, worker, %remote,
-        "session admitted"
-    );
-}
-
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -508,14 +487,7 @@ impl Relay {
             self.forget(id);
             return Err(ApiError::new(503, format!("relay busy: {e}")));
         }
-        admitted(
-            id,
-            SessionRole::Publisher,
-            (room, stream),
-            worker,
-            &grant,
-            client_ip,
-        );
+        self.log_admitted(id);
         let expected = offer.fingerprints.clone();
         let relay = Arc::clone(self);
         let (room_s, stream_s) = (room.to_string(), stream.to_string());
@@ -686,14 +658,7 @@ impl Relay {
             self.forget(id);
             return Err(ApiError::new(503, format!("relay busy: {e}")));
         }
-        admitted(
-            id,
-            SessionRole::Subscriber,
-            (room, stream),
-            worker,
-            &grant,
-            client_ip,
-        );
+        self.log_admitted(id);
         let relay = Arc::clone(self);
         self.spawn_dtls(id, worker, offer.fingerprints.clone(), move |keys| {
             relay
@@ -1060,6 +1025,24 @@ impl Relay {
         if let Some((room, stream, link)) = linger {
             self.linger(room, stream, link);
         }
+    }
+
+    /// The info line for a session the relay took on (its offer answered, DTLS still to come).
+    fn log_admitted(&self, id: SessionId) {
+        let reg = lock(&self.registry);
+        let Some(s) = reg.sessions.get(&id) else {
+            return;
+        };
+        let kind = match s.role {
+            SessionRole::Publisher => "publisher",
+            SessionRole::Subscriber => "subscriber",
+            SessionRole::EdgeLink => "edge-link",
+            SessionRole::OriginLink => "origin-link",
+        };
+        tracing::info!(
+            session = id, kind, room = %s.room, stream = %s.stream, identity = %s.identity,
+            worker = s.worker, remote = %s.client_ip, "session admitted"
+        );
     }
 
     /// Ends a session at its client's or an admin's request (`DELETE`).

@@ -156,6 +156,19 @@ impl Served {
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     }
 
+    /// Writes a broken config (`limits.sessions_per_ip = "many"`), sends SIGHUP and returns the
+    /// log line refusing it.
+    pub fn refused_reload(&mut self) -> String {
+        std::fs::write(
+            self.dir.join("tern.toml"),
+            "[limits]\nsessions_per_ip = \"many\"\n",
+        )
+        .unwrap();
+        self.kill("HUP");
+        self.wait_line("keeping the running config", Duration::from_secs(5))
+            .unwrap_or_else(|| panic!("the refused reload is logged: {:?}", self.log))
+    }
+
     /// Sends `signal` (`TERM`, `HUP`, …) with kill(1).
     pub fn kill(&self, signal: &str) {
         let status = Command::new("kill")
