@@ -20,8 +20,9 @@ use cluster_support::{
 async fn edges_carry_every_layer_recover_losses_and_spare_the_publisher_keyframes() {
     let spec = ClusterSpec::new(Etcd::shared());
     // The origin tells other nodes to reach its media at 127.0.0.9, where a relay dropping
-    // every 20th RTP packet towards the edges stands in for a lossy link.
-    let n1 = spec.node("n1", "127.0.0.1", "advertise_media = \"127.0.0.9\"");
+    // every 20th RTP packet towards the edges stands in for a lossy link. (Its id sorts after
+    // the edges', so the edges open the links, to that address.)
+    let n1 = spec.node("origin", "127.0.0.1", "advertise_media = \"127.0.0.9\"");
     let origin_media = n1
         .served
         .log
@@ -31,8 +32,8 @@ async fn edges_carry_every_layer_recover_losses_and_spare_the_publisher_keyframe
         .expect("the serving line names the media address");
     let front = std::net::SocketAddr::new([127, 0, 0, 9].into(), origin_media.port());
     let dropped = lossy_relay(front, origin_media, 20).await;
-    let n2 = spec.node("n2", "127.0.0.2", "");
-    let n3 = spec.node("n3", "127.0.0.3", "");
+    let n2 = spec.node("edge-a", "127.0.0.2", "");
+    let n3 = spec.node("edge-b", "127.0.0.3", "");
     until_nodes(&[&n1.base, &n2.base, &n3.base], 3.0).await;
 
     let publisher = publish_simulcast(

@@ -106,6 +106,7 @@ pub fn router(relay: Arc<Relay>, max_body: usize) -> Router {
             post(cluster::node_session_layer),
         )
         .route("/cluster/link", post(cluster::open_link))
+        .route("/cluster/dial", post(cluster::dial))
         .route(
             "/cluster/link/{id}/streams/{room}/{stream}",
             post(cluster::link_stream).delete(cluster::unlink_stream),
@@ -322,9 +323,7 @@ async fn owned_session(
         super::rooms::SessionRole::Publisher => Action::Publish,
         super::rooms::SessionRole::Subscriber => Action::Subscribe,
         // Links between nodes are ended by the nodes, never by a client's token.
-        super::rooms::SessionRole::EdgeLink | super::rooms::SessionRole::OriginLink => {
-            return Err(ApiError::new(404, "no such session"))
-        }
+        super::rooms::SessionRole::Link => return Err(ApiError::new(404, "no such session")),
     };
     app.relay
         .authorize(bearer(headers), action, &info.room, &info.stream, client)

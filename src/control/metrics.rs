@@ -250,7 +250,7 @@ fn sessions(out: &mut Exposition, s: &Scrape) {
                 SessionRole::Publisher => publishers += 1,
                 SessionRole::Subscriber => subscribers += 1,
                 // Node-to-node links: `tern_cluster_links`.
-                SessionRole::EdgeLink | SessionRole::OriginLink => {}
+                SessionRole::Link => {}
             }
         }
         let tracks: usize = reg

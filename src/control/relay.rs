@@ -163,10 +163,11 @@ pub struct Relay {
     pub draining: AtomicBool,
     /// DTLS counters of every session's handshake (resent final flights, drops, …).
     pub dtls_stats: Arc<DtlsStats>,
-    /// Cluster, edge side: the link to each origin node streams are pulled from, by node id.
+    /// Cluster: the link with each other node, by its id (one per pair, opened by either).
     links: Mutex<HashMap<String, cascade::Link>>,
-    /// Cluster, edge side: one pull (or link) is set up at a time.
+    /// Cluster: one pull is set up at a time, and one link.
     pull_setup: tokio::sync::Mutex<()>,
+    link_setup: tokio::sync::Mutex<()>,
     /// The slow path's runtime, for tasks started from the event thread.
     runtime: tokio::runtime::Handle,
     /// This relay, for tasks it starts from `&self`.
@@ -265,6 +266,7 @@ impl Relay {
             dtls_stats: Arc::new(DtlsStats::default()),
             links: Mutex::new(HashMap::new()),
             pull_setup: tokio::sync::Mutex::new(()),
+            link_setup: tokio::sync::Mutex::new(()),
             runtime: tokio::runtime::Handle::current(),
             bound_waiters: Mutex::new(HashMap::new()),
         })
@@ -924,29 +926,22 @@ impl Relay {
                 return;
             };
             let mut orphans = Vec::new();
-            match info.role {
-                SessionRole::OriginLink => {
-                    if let Some(node) = &info.peer_node {
-                        lock(&self.links).retain(|n, l| !(n == node && l.session == id));
-                    }
-                    for room in reg.rooms.values_mut() {
-                        room.streams.retain(|_, s| {
-                            if s.publisher != Some(id) {
-                                return true;
-                            }
-                            orphans.append(&mut s.subscribers);
-                            false
-                        });
-                    }
+            if info.role == SessionRole::Link {
+                if let Some(node) = &info.peer_node {
+                    lock(&self.links).retain(|n, l| !(n == node && l.session == id));
                 }
-                SessionRole::EdgeLink => {
-                    for room in reg.rooms.values_mut() {
-                        for s in room.streams.values_mut() {
-                            s.subscribers.retain(|x| *x != id);
+                for room in reg.rooms.values_mut() {
+                    // Streams pulled over the link go, with their viewers; streams it carried
+                    // to the other node lose it as a subscriber.
+                    room.streams.retain(|_, s| {
+                        s.subscribers.retain(|x| *x != id);
+                        if s.publisher != Some(id) {
+                            return true;
                         }
-                    }
+                        orphans.append(&mut s.subscribers);
+                        false
+                    });
                 }
-                SessionRole::Publisher | SessionRole::Subscriber => {}
             }
             let mut dropped_feeds = Vec::new();
             let mut unpublished = false;
@@ -990,7 +985,7 @@ impl Relay {
             let mut clients = Vec::new();
             for sub in orphans {
                 match reg.sessions.get_mut(&sub) {
-                    Some(link) if link.role == SessionRole::EdgeLink => {
+                    Some(link) if link.role == SessionRole::Link => {
                         let published = dropped_feeds.first().cloned().unwrap_or_default();
                         let (gone, kept) = std::mem::take(&mut link.feeds)
                             .into_iter()
@@ -1036,8 +1031,7 @@ impl Relay {
         let kind = match s.role {
             SessionRole::Publisher => "publisher",
             SessionRole::Subscriber => "subscriber",
-            SessionRole::EdgeLink => "edge-link",
-            SessionRole::OriginLink => "origin-link",
+            SessionRole::Link => "link",
         };
         tracing::info!(
             session = id, kind, room = %s.room, stream = %s.stream, identity = %s.identity,
@@ -1148,7 +1142,7 @@ impl Relay {
             let action = match s.role {
                 SessionRole::Publisher => Action::Publish,
                 SessionRole::Subscriber => Action::Subscribe,
-                SessionRole::EdgeLink | SessionRole::OriginLink => continue,
+                SessionRole::Link => continue,
             };
             let req = WebhookRequest {
                 action,

@@ -26,20 +26,16 @@ pub enum SessionRole {
     Publisher,
     /// A WHEP subscriber.
     Subscriber,
-    /// On a stream's origin: the link another node (an edge) pulls streams over. It receives
-    /// every layer of each stream it pulls, one RTP stream per layer.
-    #[serde(rename = "edge-link")]
-    EdgeLink,
-    /// On an edge: the link to an origin node that this node pulls streams over; each pulled
-    /// stream is published here by it, as if by a local publisher.
-    #[serde(rename = "origin-link")]
-    OriginLink,
+    /// The link between this node and another of its cluster (one per pair of nodes, either
+    /// way): it carries every layer of each stream one node pulls from the other, and each
+    /// stream pulled here is published by it, as if by a local publisher.
+    Link,
 }
 
 impl SessionRole {
     /// Whether the session is a link between two nodes, not a client.
     pub fn is_link(self) -> bool {
-        matches!(self, SessionRole::EdgeLink | SessionRole::OriginLink)
+        self == SessionRole::Link
     }
 }
 

@@ -286,7 +286,28 @@ pub(super) async fn node_session_layer(
     }
 }
 
-/// `POST /cluster/link`: an edge opens a link to this node (its origin for some streams).
+/// `POST /cluster/dial`: another node needs the link with this one, which this node opens (its
+/// id sorts first). Answers once the link is up on this side.
+pub(super) async fn dial(
+    State(app): State<App>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let claims = node_claims(&app, &headers, Purpose::Pull)?;
+    let cluster = std::sync::Arc::clone(cluster_of(&app)?);
+    if cluster.node_id() >= claims.node.as_str() {
+        return Err(ApiError::new(
+            409,
+            "the node whose id sorts first opens the link: that is the caller",
+        ));
+    }
+    let peer = cluster
+        .node(&claims.node)
+        .ok_or_else(|| ApiError::new(403, format!("node '{}' is not up", claims.node)))?;
+    app.relay.link_with(&cluster, &peer).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /cluster/link`: another node opens the link with this one.
 pub(super) async fn open_link(
     State(app): State<App>,
     headers: HeaderMap,

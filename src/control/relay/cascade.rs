@@ -1,17 +1,18 @@
 //! Cascades: how a node with viewers of a stream it does not originate gets it from the origin.
 //!
-//! Between two nodes there is one link: a session the edge opens to the origin (edge:
-//! ICE-controlling, DTLS client; origin: ICE-lite, DTLS server, as for every client), over which
-//! every stream the edge pulls from that origin flows, one RTP stream per simulcast layer with
-//! its RTX. One 5-tuple carries one DTLS association, so streams share the link rather than each
-//! opening its own. The edge then treats each pulled stream as a local publisher's: its own
-//! fan-out, NACKs answered from its cache (and asked of the origin), layer switching and stall
-//! detection, keyframe requests upstream at most once a second per track. It keeps a stream
-//! `cluster.pull_linger` after its last viewer left.
+//! Between two nodes there is one link, whichever of them needs it first: a session that the
+//! node whose id sorts first opens to the other (ICE-controlling and DTLS client; the other is
+//! ICE-lite and DTLS server, as for every client). One 5-tuple carries one DTLS association, so
+//! every stream either node pulls from the other shares the link, one RTP stream per simulcast
+//! layer with its RTX, in both directions. A node that needs a link it does not open asks the
+//! other to open it (`POST /cluster/dial`). The node that pulls treats each pulled stream as a
+//! local publisher's: its own fan-out, NACKs answered from its cache (and asked of the origin),
+//! layer switching and stall detection, keyframe requests upstream at most once a second per
+//! track. It keeps a stream `cluster.pull_linger` after its last viewer left.
 //!
-//! Signalling goes over the cluster's HTTP with node tokens: `POST /cluster/link` (the edge's
-//! ufrag; the token binds the edge's DTLS fingerprint), then `POST` / `DELETE
-//! /cluster/link/{session}/streams/{room}/{stream}`.
+//! Signalling goes over the cluster's HTTP with node tokens: `POST /cluster/link` (the opener's
+//! ufrag and session; the token binds its DTLS fingerprint), then `POST` / `DELETE
+//! /cluster/link/{session}/streams/{room}/{stream}` to the stream's origin.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
@@ -35,25 +36,27 @@ use crate::wire::sdp::NegotiatedMedia;
 /// How long an edge waits for the origin to answer its first ICE check.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Edge side: the link to one origin node.
+/// The link with another node, as this node holds it.
 #[derive(Debug, Clone)]
-pub(super) struct Link {
-    /// This node's session (role `OriginLink`).
+pub(crate) struct Link {
+    /// This node's session (role `Link`).
     pub session: SessionId,
-    /// The origin's session for it (role `EdgeLink` there).
-    pub origin_session: u64,
+    /// The other node's session for it.
+    pub peer_session: u64,
     pub worker: usize,
-    /// The origin's HTTP API.
+    /// The other node's HTTP API.
     pub http: String,
 }
 
-/// `POST /cluster/link`: the edge's side of a new link.
+/// `POST /cluster/link`: the opener's side of a new link.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LinkRequest {
     pub ice_ufrag: String,
+    /// The opener's session for the link.
+    pub session: u64,
 }
 
-/// The origin's answer: its side of the link.
+/// The answer: the other side of the link.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LinkAnswer {
     pub session: u64,
@@ -208,28 +211,78 @@ impl Relay {
                 entry.record.node
             ))
         })?;
-        let link = self.link_to(&cluster, &origin).await?;
+        let link = self.link_with(&cluster, &origin).await?;
         self.pull_over(&cluster, &link, &origin, (room, stream))
             .await
     }
 
-    /// The link to `origin`, set up if there is none (or the last one ended).
-    async fn link_to(
+    /// The link with `peer` if it is up.
+    fn live_link(&self, peer: &str) -> Option<Link> {
+        let link = lock(&self.links).get(peer).cloned()?;
+        let up = lock(&self.registry)
+            .sessions
+            .get(&link.session)
+            .is_some_and(|s| s.connected);
+        up.then_some(link)
+    }
+
+    /// The link with `peer`, set up if there is none: opened from here if this node's id sorts
+    /// first, else by `peer` at this node's request (so that two nodes never open two links).
+    pub(crate) async fn link_with(
         self: &Arc<Self>,
         cluster: &Arc<Cluster>,
-        origin: &NodeRecord,
+        peer: &NodeRecord,
     ) -> Result<Link, ApiError> {
-        let known = lock(&self.links).get(&origin.id).cloned();
-        if let Some(link) = known {
-            let up = lock(&self.registry)
-                .sessions
-                .get(&link.session)
-                .is_some_and(|s| s.connected);
-            if up {
+        if let Some(link) = self.live_link(&peer.id) {
+            return Ok(link);
+        }
+        let _setup = self.link_setup.lock().await;
+        if let Some(link) = self.live_link(&peer.id) {
+            return Ok(link);
+        }
+        if cluster.node_id() < peer.id.as_str() {
+            return self.dial(cluster, peer).await;
+        }
+        let resp = cluster
+            .http
+            .post(format!("{}/cluster/dial", peer.http))
+            .header(NODE_TOKEN_HEADER, cluster.sign(Purpose::Pull, None, None))
+            .send()
+            .await
+            .map_err(|e| upstream_error(&peer.id, "unreachable", e))?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let text = resp.text().await.unwrap_or_default();
+            return Err(upstream_error(
+                &peer.id,
+                "did not open the link",
+                status.as_str().to_owned() + " " + text.trim(),
+            ));
+        }
+        // It answers once its side is up; this side follows within moments.
+        let deadline = tokio::time::Instant::now() + self.settings.dtls_timeout;
+        loop {
+            if let Some(link) = self.live_link(&peer.id) {
                 return Ok(link);
             }
-            self.end_session_because(link.session, "cluster: link never connected");
+            if tokio::time::Instant::now() >= deadline {
+                return Err(upstream_error(
+                    &peer.id,
+                    "link",
+                    "opened there, not up here",
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Opens the link to `peer` from this side (ICE-controlling, DTLS client).
+    async fn dial(
+        self: &Arc<Self>,
+        cluster: &Arc<Cluster>,
+        peer: &NodeRecord,
+    ) -> Result<Link, ApiError> {
+        let origin = peer;
         let worker = self.pick_worker();
         let id = self.next_session.fetch_add(1, Ordering::Relaxed);
         let (local_ufrag, local_pwd) = (random_string(8), random_string(24));
@@ -242,6 +295,7 @@ impl Relay {
                 .header(NODE_TOKEN_HEADER, token)
                 .json(&LinkRequest {
                     ice_ufrag: local_ufrag.clone(),
+                    session: id,
                 })
                 .send()
                 .await
@@ -273,7 +327,7 @@ impl Relay {
         };
         let mut info = link_info(
             id,
-            SessionRole::OriginLink,
+            SessionRole::Link,
             worker,
             &origin.id,
             answer.candidate.ip(),
@@ -327,7 +381,7 @@ impl Relay {
         }
         let link = Link {
             session: id,
-            origin_session: answer.session,
+            peer_session: answer.session,
             worker,
             http: origin.http.clone(),
         };
@@ -336,7 +390,7 @@ impl Relay {
             session = id,
             worker,
             node = %origin.id,
-            "cluster: linked to origin node"
+            "cluster: linked to node"
         );
         Ok(link)
     }
@@ -353,7 +407,7 @@ impl Relay {
         let url = format!(
             "{}/cluster/link/{}/streams/{}/{}",
             link.http,
-            link.origin_session,
+            link.peer_session,
             path_segment(room),
             path_segment(stream)
         );
@@ -518,7 +572,7 @@ impl Relay {
         let url = format!(
             "{}/cluster/link/{}/streams/{}/{}",
             link.http,
-            link.origin_session,
+            link.peer_session,
             path_segment(room),
             path_segment(stream)
         );
@@ -553,8 +607,8 @@ impl Relay {
         });
     }
 
-    /// Origin side: an edge opens a link. `edge_fingerprint` (from its node token) is the only
-    /// certificate the link's DTLS accepts.
+    /// Another node opens the link with this one. `edge_fingerprint` (from its node token) is
+    /// the only certificate the link's DTLS accepts.
     pub(crate) fn open_link(
         self: &Arc<Self>,
         edge: &NodeRecord,
@@ -568,9 +622,22 @@ impl Relay {
             local_pwd: random_string(24),
             remote_ufrag: request.ice_ufrag.clone(),
         };
-        let mut info = link_info(id, SessionRole::EdgeLink, worker, &edge.id, edge.media);
+        let mut info = link_info(id, SessionRole::Link, worker, &edge.id, edge.media);
         info.remote_ufrag = request.ice_ufrag;
         lock(&self.registry).sessions.insert(id, info);
+        // A link the other node opened again replaces the old one (it lost it, say).
+        let old = lock(&self.links).insert(
+            edge.id.clone(),
+            Link {
+                session: id,
+                peer_session: request.session,
+                worker,
+                http: edge.http.clone(),
+            },
+        );
+        if let Some(old) = old {
+            self.end_session(old.session);
+        }
         let answer = LinkAnswer {
             session: id,
             ice_ufrag: ice.local_ufrag.clone(),
@@ -622,9 +689,10 @@ impl Relay {
         (room, stream): (&str, &str),
     ) -> Result<PulledStream, ApiError> {
         let mut reg = lock(&self.registry);
-        let ok = reg.sessions.get(&link).is_some_and(|s| {
-            s.role == SessionRole::EdgeLink && s.peer_node.as_deref() == Some(edge)
-        });
+        let ok = reg
+            .sessions
+            .get(&link)
+            .is_some_and(|s| s.role == SessionRole::Link && s.peer_node.as_deref() == Some(edge));
         if !ok {
             return Err(ApiError::new(404, "no such link from this node"));
         }
@@ -734,7 +802,7 @@ impl Relay {
         let Some(info) = reg.sessions.get_mut(&link) else {
             return;
         };
-        if info.role != SessionRole::EdgeLink || info.peer_node.as_deref() != Some(edge) {
+        if info.role != SessionRole::Link || info.peer_node.as_deref() != Some(edge) {
             return;
         }
         let (gone, kept): (Vec<Feed>, Vec<Feed>) = std::mem::take(&mut info.feeds)
@@ -842,7 +910,11 @@ impl Relay {
             return String::new();
         };
         let reg = lock(&self.registry);
-        let links = |role: SessionRole| reg.sessions.values().filter(|s| s.role == role).count();
+        let links = reg
+            .sessions
+            .values()
+            .filter(|s| s.role == SessionRole::Link)
+            .count();
         let pulled = reg
             .rooms
             .values()
@@ -860,7 +932,7 @@ impl Relay {
                     .filter(|id| {
                         reg.sessions
                             .get(id)
-                            .is_some_and(|x| x.role == SessionRole::EdgeLink)
+                            .is_some_and(|x| x.role == SessionRole::Link)
                     })
                     .count()
             })
@@ -868,7 +940,7 @@ impl Relay {
         let stats = &cluster.stats;
         let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
         let draining = cluster.nodes().iter().filter(|n| n.draining).count();
-        let rows: [(&str, &str, &str, String); 10] = [
+        let rows: [(&str, &str, &str, String); 9] = [
             (
                 "tern_cluster_healthy",
                 "gauge",
@@ -888,16 +960,10 @@ impl Relay {
                 draining.to_string(),
             ),
             (
-                "tern_cluster_links{role=\"edge\"}",
+                "tern_cluster_links",
                 "gauge",
-                "links to origin nodes this node pulls streams over",
-                links(SessionRole::OriginLink).to_string(),
-            ),
-            (
-                "tern_cluster_links{role=\"origin\"}",
-                "",
-                "",
-                links(SessionRole::EdgeLink).to_string(),
+                "links with other nodes (one per pair, carrying streams either way)",
+                links.to_string(),
             ),
             (
                 "tern_cluster_pulled_streams",
