@@ -18,7 +18,8 @@
 #
 # Fails (exit 1) on: the relay exiting or panicking, a worker dying or restarting (counters
 # reset), RSS growing more than 5 % from the end of warm-up to the end, open fds or threads not
-# back to their level between churn waves, or a load run whose sessions failed.
+# back to their level between churn waves, a load run whose sessions failed, or a token or the
+# JWT secret in any log of the run.
 # Prints "soak: 1 passed, 0 failed" or "soak: 0 passed, 1 failed" last.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -181,6 +182,10 @@ PIDS=()
     if grep -qE 'panicked|stopped unexpectedly' "$OUT/relay.log"; then
         echo "FAIL: panic in the relay log: $(grep -m1 -E 'panicked|stopped unexpectedly' "$OUT/relay.log")"
     fi
+    # No token (a JWT: base64 of '{"' twice, dot-separated) and not the signing secret in
+    # anything the relay or the load wrote, after every session of the run.
+    LEAKED=$(grep -lE -e 'eyJ[A-Za-z0-9_-]*\.eyJ' -e "$TERN_JWT_SECRET" "$OUT"/*.log)
+    [ -n "$LEAKED" ] && echo "FAIL: a token or the JWT secret in $(tr '\n' ' ' <<< "$LEAKED")"
     for rc in "$OUT"/*.rc; do
         [ "$(cat "$rc")" = 0 ] || echo "FAIL: load run $(basename "$rc" .rc) exited $(cat "$rc"): $(tail -3 "${rc%.rc}.log" | tr '\n' ' ')"
     done
