@@ -3,6 +3,7 @@
 //! edge pulls exactly one copy of the stream from the origin, however many viewers it has.
 
 mod cluster_support;
+mod metrics_support;
 mod serve_support;
 mod webrtc_client;
 

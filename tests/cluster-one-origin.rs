@@ -4,6 +4,7 @@
 //! the stream over instead (a publisher that moved).
 
 mod cluster_support;
+mod metrics_support;
 mod serve_support;
 mod webrtc_client;
 

@@ -3,6 +3,7 @@
 //! sessions keep flowing.
 
 mod cluster_support;
+mod metrics_support;
 mod serve_support;
 mod webrtc_client;
 

@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 use tern::config::{Config, WorkerPlacement};
 use tern::control::server::{self, RunningServer};
 
-#[path = "../metrics_support/mod.rs"]
-mod metrics_support;
+use crate::metrics_support;
 
 /// How long a node script may run before it is killed (its own deadline is 30 s).
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);

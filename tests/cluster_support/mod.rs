@@ -24,8 +24,7 @@ use webrtc::track::track_local::{TrackLocal, TrackLocalWriter};
 use super::serve_support::Served;
 use super::webrtc_client::{payload, peer, signal, subscriber_peer, wait_connected};
 
-#[path = "../metrics_support/mod.rs"]
-mod metrics_support;
+use crate::metrics_support;
 
 /// The HS256 secret every node of a test cluster shares.
 pub const SECRET: &str = "cluster-test-jwt-secret";
