@@ -2,6 +2,7 @@
 //! with Retry-After and the reason, and the nodes take new sessions again once etcd is back.
 
 mod cluster_support;
+mod metrics_support;
 mod serve_support;
 mod webrtc_client;
 

@@ -5,6 +5,7 @@
 //! requests per second.
 
 mod cluster_support;
+mod metrics_support;
 mod serve_support;
 mod webrtc_client;
 

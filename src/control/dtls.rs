@@ -86,7 +86,8 @@ pub enum DtlsError {
     Identity(String),
 }
 
-/// Counters, shared by every session of a relay (or one per session): all monotonic.
+/// Counters, shared by every session of a relay (or one per session): all monotonic but
+/// `in_flight`.
 #[derive(Debug, Default)]
 pub struct DtlsStats {
     /// Datagrams dropped because a session's queue held `INCOMING_QUEUE` already.
@@ -105,6 +106,24 @@ pub struct DtlsStats {
     /// none (the crate then chooses by the client's order, or fails); indexed like
     /// `HelloError::ALL`.
     pub srtp_fallback: [AtomicU64; HelloError::ALL.len()],
+    /// Handshakes between their first ClientHello and their end (a gauge, not monotonic).
+    pub in_flight: AtomicU64,
+}
+
+/// Counts one handshake in `DtlsStats::in_flight` while it lives.
+struct InFlight(Arc<DtlsStats>);
+
+impl InFlight {
+    fn new(stats: &Arc<DtlsStats>) -> Self {
+        stats.in_flight.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(stats))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl DtlsStats {
@@ -130,6 +149,11 @@ impl DtlsStats {
     /// Handshakes started without Tern's choice of profile, for `reason`.
     pub fn srtp_fallbacks(&self, reason: HelloError) -> u64 {
         Self::get(&self.srtp_fallback[reason.index()])
+    }
+
+    /// Handshakes under way now.
+    pub fn handshakes_in_flight(&self) -> u64 {
+        Self::get(&self.in_flight)
     }
 
     /// `queue_full_dropped + oversize_dropped`, read.
@@ -313,6 +337,7 @@ pub async fn accept_with_stats(
             Ok(None) => return Err(DtlsError::Closed),
             Ok(Some(read)) => read,
         };
+    let _in_flight = InFlight::new(&stats);
     let profiles = match choice {
         Ok(profile) => vec![profile],
         Err(reason) => {

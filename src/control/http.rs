@@ -503,9 +503,7 @@ async fn readyz(State(app): State<App>) -> Response {
 }
 
 async fn metrics_text(State(app): State<App>) -> Response {
-    let mut text = metrics::render(&app.relay.dp, &app.relay.dtls_stats);
-    text.push_str(&app.relay.cluster_metrics());
-    let mut r = text.into_response();
+    let mut r = metrics::render(&app.relay).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4"),

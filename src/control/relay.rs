@@ -489,6 +489,7 @@ impl Relay {
             self.forget(id);
             return Err(ApiError::new(503, format!("relay busy: {e}")));
         }
+        self.log_admitted(id);
         let expected = offer.fingerprints.clone();
         let relay = Arc::clone(self);
         let (room_s, stream_s) = (room.to_string(), stream.to_string());
@@ -659,6 +660,7 @@ impl Relay {
             self.forget(id);
             return Err(ApiError::new(503, format!("relay busy: {e}")));
         }
+        self.log_admitted(id);
         let relay = Arc::clone(self);
         self.spawn_dtls(id, worker, offer.fingerprints.clone(), move |keys| {
             relay
@@ -759,7 +761,7 @@ impl Relay {
         let (tracks, stalled) = (stream.tracks.clone(), stream.stalled.clone());
         for id in stream.subscribers.clone() {
             if let Err(e) = self.reserve(&mut reg, id, &tracks, &stalled) {
-                eprintln!("tern: session {id}: layer change not sent: {e}");
+                tracing::warn!(session = id, "layer change not sent: {e}");
             }
         }
     }
@@ -814,8 +816,7 @@ impl Relay {
     ) {
         let Some(expected) = expected_fingerprint(&offered) else {
             // parse_offer guarantees a fingerprint; one we cannot check is as good as none.
-            eprintln!("tern: session {id}: no usable a=fingerprint; ending it");
-            self.end_session(id);
+            self.end_session_because(id, "no usable a=fingerprint");
             return;
         };
         self.spawn_dtls_as(id, worker, expected, false, connected);
@@ -863,8 +864,9 @@ impl Relay {
             };
             match result {
                 Ok(outcome) => {
+                    tracing::info!(session = id, worker, "DTLS connected; media keys installed");
                     if connected(outcome.keys).is_none() {
-                        relay.end_session(id);
+                        relay.end_session_because(id, "worker refused the keys");
                     }
                     // Keep the association (it answers retransmitted flights) while the session
                     // lives; the peer's close_notify (authenticated) ends the session at once.
@@ -872,7 +874,7 @@ impl Relay {
                     while lock(&relay.registry).sessions.contains_key(&id) {
                         tokio::select! {
                             _ = association.closed() => {
-                                relay.end_session(id);
+                                relay.end_session_because(id, "DTLS close_notify");
                                 break;
                             }
                             _ = tokio::time::sleep(Duration::from_millis(250)) => {}
@@ -881,8 +883,7 @@ impl Relay {
                     let _ = association.close().await;
                 }
                 Err(e) => {
-                    eprintln!("tern: session {id}: DTLS failed: {e}");
-                    relay.end_session(id);
+                    relay.end_session_because(id, &format!("DTLS failed: {e}"));
                 }
             }
         });
@@ -898,7 +899,7 @@ impl Relay {
                 }
             }
             Event::ConsentExpired { session } => {
-                self.end_session(session);
+                self.end_session_because(session, "consent expired");
             }
             Event::LayerActive { track, active } => self.layer_changed(track, active),
             Event::Bound { session, .. } => {
@@ -1007,7 +1008,7 @@ impl Relay {
             clients
         };
         for sub in orphans {
-            self.end_session(sub);
+            self.end_session_because(sub, "publisher left");
         }
         if let (Some(cluster), Some((room, stream, identity))) = (&self.settings.cluster, released)
         {
@@ -1021,9 +1022,38 @@ impl Relay {
         }
     }
 
-    /// Ends a session: the worker forgets it (media stops at once) and the registry too.
+    /// The info line for a session the relay took on (its offer answered, DTLS still to come).
+    fn log_admitted(&self, id: SessionId) {
+        let reg = lock(&self.registry);
+        let Some(s) = reg.sessions.get(&id) else {
+            return;
+        };
+        let kind = match s.role {
+            SessionRole::Publisher => "publisher",
+            SessionRole::Subscriber => "subscriber",
+            SessionRole::Link => "link",
+        };
+        tracing::info!(
+            session = id, kind, room = %s.room, stream = %s.stream, identity = %s.identity,
+            worker = s.worker, remote = %s.client_ip, "session admitted"
+        );
+    }
+
+    /// Ends a session at its client's or an admin's request (`DELETE`).
     pub fn end_session(&self, id: SessionId) -> bool {
-        let worker = lock(&self.registry).sessions.get(&id).map(|s| s.worker);
+        self.end_session_because(id, "deleted")
+    }
+
+    /// Ends a session: the worker forgets it (media stops at once) and the registry too; the
+    /// log line says why.
+    pub fn end_session_because(&self, id: SessionId, reason: &str) -> bool {
+        let worker = lock(&self.registry).sessions.get(&id).map(|s| {
+            tracing::info!(
+                session = id, room = %s.room, stream = %s.stream, identity = %s.identity,
+                worker = s.worker, remote = %s.client_ip, reason, "session ended"
+            );
+            s.worker
+        });
         let Some(worker) = worker else { return false };
         let _ = self.dp.send(worker, Command::RemoveSession { id });
         self.forget(id);
@@ -1039,7 +1069,7 @@ impl Relay {
             .map(|s| s.id)
             .collect();
         for id in &doomed {
-            self.end_session(*id);
+            self.end_session_because(*id, "token expired or revoked");
         }
         doomed.len()
     }
@@ -1122,7 +1152,7 @@ impl Relay {
                 client_ip: s.client_ip,
             };
             if webhook.check(&req).await.is_err() {
-                self.end_session(s.id);
+                self.end_session_because(s.id, "webhook refused on recheck");
             }
         }
     }

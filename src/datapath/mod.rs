@@ -13,6 +13,7 @@ mod fanout;
 pub mod io;
 mod session;
 mod stats;
+mod throttle;
 mod upstream;
 mod worker;
 
@@ -32,6 +33,7 @@ pub use fanout::{PacketPool, Rings, SHARED_PACKET_SIZE};
 pub use io::{IoConfig, IoKind, IoMode};
 pub use session::{ExtensionRewrite, MediaKind, MidBinding, RidBinding, SubscriptionParams};
 pub use stats::{new_latency_histogram as stats_histogram, Counters, WorkerStats};
+pub use throttle::Throttle;
 pub use upstream::PublisherRtx;
 pub use worker::LAYER_STALL;
 
@@ -175,8 +177,10 @@ impl Datapath {
                     let (wakers, peers, rings, events, heartbeat, stop) = setup_parts;
                     if let Some(c) = core {
                         if !core_affinity::set_for_current(core_affinity::CoreId { id: c }) {
-                            eprintln!(
-                                "tern: worker {i}: could not pin to core {c}; running unpinned"
+                            tracing::warn!(
+                                worker = i,
+                                core = c,
+                                "worker could not pin to its core; running unpinned"
                             );
                         }
                     }

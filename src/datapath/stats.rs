@@ -11,10 +11,10 @@ use std::sync::Mutex;
 use hdrhistogram::Histogram;
 
 macro_rules! counters {
-    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+    ($($(#[doc = $doc:literal])* $name:ident),* $(,)?) => {
         /// A worker's counters, as plain numbers.
         #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-        pub struct Counters { $($(#[$doc])* pub $name: u64,)* }
+        pub struct Counters { $($(#[doc = $doc])* pub $name: u64,)* }
 
         /// The published copy of a worker's counters.
         #[derive(Debug, Default)]
@@ -33,6 +33,10 @@ macro_rules! counters {
         }
 
         impl Counters {
+            /// Each field's name and doc comment (its lines joined), for metrics' HELP.
+            pub const DOCS: &'static [(&'static str, &'static str)] =
+                &[$((stringify!($name), concat!($($doc),*)),)*];
+
             /// Field names and values, for metrics output.
             pub fn fields(&self) -> Vec<(&'static str, u64)> {
                 vec![$((stringify!($name), self.$name),)*]

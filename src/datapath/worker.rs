@@ -33,6 +33,7 @@ use super::fanout::{FanoutMsg, PacketPool, Rings};
 use super::io::{SendQueue, UdpIo, Waker};
 use super::session::{Session, Track};
 use super::stats::{new_latency_histogram, Counters, WorkerStats};
+use super::throttle::{DropWarning, Throttle};
 use super::{SessionId, TrackId};
 use crate::srtp::{SrtpContext, SrtpError};
 use crate::wire::demux::{classify, PacketKind};
@@ -44,6 +45,8 @@ const REPORT_EVERY: Duration = Duration::from_secs(1);
 /// Transport-cc feedback interval (libwebrtc's receivers send every 50–250 ms).
 const FEEDBACK_EVERY: Duration = Duration::from_millis(50);
 const MAX_WAIT: Duration = Duration::from_millis(100);
+/// At most one log line per this long about a failing socket (the counter counts each error).
+const IO_WARN_EVERY: Duration = Duration::from_secs(10);
 const COMMANDS_PER_TURN: usize = 256;
 /// Packets decrypted in one batch before they are fanned out (a large video frame).
 const STAGE_CAPACITY: usize = 64;
@@ -132,6 +135,7 @@ pub(crate) fn run(setup: WorkerSetup) {
     let mut next_feedback = Instant::now() + FEEDBACK_EVERY;
     let epoch = setup.epoch;
     let panic_at = setup.panic_after.map(|d| Instant::now() + d);
+    let (mut io_warning, mut drop_warning) = (Throttle::new(IO_WARN_EVERY), DropWarning::new());
     while !stop.load(Ordering::Relaxed) {
         let mut received: Option<Instant> = None;
         core.egress = 0;
@@ -146,7 +150,9 @@ pub(crate) fn run(setup: WorkerSetup) {
         });
         if let Err(e) = result {
             core.counters.send_errors += 1;
-            eprintln!("tern: worker {id}: I/O error: {e}");
+            if let Some(held_back) = io_warning.allow(Instant::now()) {
+                tracing::warn!(worker = id, held_back, "worker I/O error: {e}");
+            }
         }
         let now = received.unwrap_or_else(Instant::now);
         // Workers that got packets on their rings start on them now, in parallel with this
@@ -191,6 +197,7 @@ pub(crate) fn run(setup: WorkerSetup) {
         if now >= next_housekeeping {
             next_housekeeping = now + HOUSEKEEPING_EVERY;
             core.housekeeping(now);
+            drop_warning.check(id, &core.counters, now);
             let io_stats = io.stats();
             core.counters.gso_sends = io_stats.gso_sends;
             core.counters.send_errors = core.counters.send_errors.max(io_stats.send_errors);

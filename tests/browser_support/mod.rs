@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use tern::config::{Config, WorkerPlacement};
 use tern::control::server::{self, RunningServer};
 
+use crate::metrics_support;
+
 /// How long a node script may run before it is killed (its own deadline is 30 s).
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -176,16 +178,15 @@ fn read_all(mut file: std::fs::File) -> String {
     s
 }
 
-/// One `/metrics` total, e.g. `metric(&running, "tern_media_out_total")`.
-pub async fn metric(running: &RunningServer, name: &str) -> u64 {
+/// One `/metrics` figure summed over its series (PromQL's `sum`), e.g.
+/// `metric(&running, "tern_media_out_total")` over every worker, or one labelled series.
+pub async fn metric(running: &RunningServer, selector: &str) -> u64 {
     let text = reqwest::get(format!("http://{}/metrics", running.http_addr))
         .await
         .expect("GET /metrics")
         .text()
         .await
         .expect("/metrics body");
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} in /metrics:\n{text}"))
+    metrics_support::sum(&text, selector)
+        .unwrap_or_else(|| panic!("{selector} in /metrics:\n{text}")) as u64
 }

@@ -215,9 +215,9 @@ impl Cluster {
         let was = self.healthy.swap(false, Ordering::Relaxed);
         let mut w = lock(&self.why);
         if was || *w != why {
-            eprintln!(
-                "tern: cluster: not taking new sessions: {why} (node {})",
-                self.config.node_id
+            tracing::warn!(
+                node = %self.config.node_id,
+                "cluster: not taking new sessions: {why}"
             );
         }
         *w = why;
@@ -225,10 +225,10 @@ impl Cluster {
 
     fn set_healthy(&self) {
         if !self.healthy.swap(true, Ordering::Relaxed) {
-            eprintln!(
-                "tern: cluster: node {} registered in etcd (lease {}s)",
-                self.config.node_id,
-                self.config.lease_ttl.as_secs()
+            tracing::info!(
+                node = %self.config.node_id,
+                lease_ttl_s = self.config.lease_ttl.as_secs(),
+                "cluster: node registered in etcd"
             );
         }
     }
@@ -629,9 +629,11 @@ async fn keep_lease(
                                 if let Err(ClaimError::Taken { node }) =
                                     cluster.claim((&room, &stream), &identity, session).await
                                 {
-                                    eprintln!(
-                                        "tern: cluster: stream {room}/{stream} is now \
-                                         published from node {node}"
+                                    tracing::info!(
+                                        room = %room,
+                                        stream = %stream,
+                                        node = %node,
+                                        "cluster: stream now published from another node"
                                     );
                                 }
                             }

@@ -352,7 +352,7 @@ impl Relay {
             Ok(Ok(()))
         ) {
             lock(&self.bound_waiters).remove(&id);
-            self.end_session(id);
+            self.end_session_because(id, "cluster: link ICE timeout");
             return Err(upstream_error(
                 &origin.id,
                 "ICE",
@@ -372,7 +372,7 @@ impl Relay {
         });
         let timeout = self.settings.dtls_timeout + Duration::from_secs(1);
         if !matches!(tokio::time::timeout(timeout, done_rx).await, Ok(Ok(()))) {
-            self.end_session(id);
+            self.end_session_because(id, "cluster: link DTLS timeout");
             return Err(upstream_error(
                 &origin.id,
                 "DTLS",
@@ -386,9 +386,11 @@ impl Relay {
             http: origin.http.clone(),
         };
         lock(&self.links).insert(origin.id.clone(), link.clone());
-        eprintln!(
-            "tern: cluster: linked to node {} (session {id} on worker {worker})",
-            origin.id
+        tracing::info!(
+            session = id,
+            worker,
+            node = %origin.id,
+            "cluster: linked to node"
         );
         Ok(link)
     }
@@ -505,11 +507,13 @@ impl Relay {
         s.tracks = tracks;
         s.stalled.clear();
         s.pulled_from = Some(origin.id.clone());
-        eprintln!(
-            "tern: cluster: pulling {room}/{stream} from node {} ({} of {})",
-            origin.id,
-            s.tracks.len(),
-            pulled.identity
+        tracing::info!(
+            room,
+            stream,
+            node = %origin.id,
+            tracks = s.tracks.len(),
+            identity = %pulled.identity,
+            "cluster: pulling stream from its origin"
         );
         Ok(())
     }
@@ -547,7 +551,7 @@ impl Relay {
         };
         let (node, link_session, tracks, viewers) = taken;
         for v in viewers {
-            self.end_session(v);
+            self.end_session_because(v, "cluster: pulled stream ended");
         }
         let link = lock(&self.links).get(&node).cloned();
         let Some(link) = link.filter(|l| l.session == link_session) else {
@@ -849,12 +853,10 @@ impl Relay {
                             .get(&b.session)
                             .is_some_and(|s| s.role == SessionRole::Publisher && s.room == room);
                         if ours {
-                            eprintln!(
-                                "tern: cluster: {room}/{stream} was taken over on another node; \
-                                 ending session {}",
-                                b.session
+                            self.end_session_because(
+                                b.session,
+                                "cluster: stream taken over on another node",
                             );
-                            self.end_session(b.session);
                         }
                     }
                 }
@@ -888,7 +890,7 @@ impl Relay {
                     .map(|s| s.id)
                     .collect();
                 for id in doomed {
-                    self.end_session(id);
+                    self.end_session_because(id, "cluster: peer node gone");
                 }
             }
             Change::NodeGone(_) => {}

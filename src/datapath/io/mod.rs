@@ -301,7 +301,7 @@ impl UdpIo {
                     Ok(u) => Backend::Uring(Box::new(u)),
                     Err(e) => {
                         if !FALLBACK_LOGGED.swap(true, Ordering::Relaxed) {
-                            eprintln!("tern: io_uring unavailable, using recvmmsg/sendmmsg: {e}");
+                            tracing::warn!("io_uring unavailable, using recvmmsg/sendmmsg: {e}");
                         }
                         Backend::Mmsg(Box::new(mmsg::MmsgIo::new(fallback, waker, cfg, &tx)))
                     }
@@ -382,7 +382,7 @@ fn foreign_queue() -> std::io::Error {
 fn log_gso_disabled(err: &std::io::Error) {
     static LOGGED: AtomicBool = AtomicBool::new(false);
     if !LOGGED.swap(true, Ordering::Relaxed) {
-        eprintln!("tern: the kernel rejected a UDP GSO send ({err}); sending packets singly");
+        tracing::warn!("the kernel rejected a UDP GSO send ({err}); sending packets singly");
     }
 }
 
