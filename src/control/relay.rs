@@ -17,7 +17,9 @@ use super::auth::{
 use super::dtls::{self, DtlsIdentity};
 use super::dtls::{DtlsStats, Fingerprint, FingerprintAlgorithm};
 use super::rooms::{Feed, PublishedTrack, Registry, RoomEvent, SessionInfo, SessionRole};
-use crate::datapath::{Command, Datapath, Event, SessionId, SubscriptionParams, TrackId, TrackRef};
+use crate::datapath::{
+    Command, Datapath, EgressExtensions, Event, SessionId, SubscriptionParams, TrackId, TrackRef,
+};
 use crate::ice::IceCredentials;
 use crate::wire::keyframe::VideoCodec;
 use crate::wire::sdp::{self, AnswerParams, Role};
@@ -524,6 +526,10 @@ impl Relay {
                 ts_offset: 0,
                 rtx: m.rtx_ssrc.zip(m.codec.rtx),
                 extensions: t.extension_rewrite(m),
+                egress: EgressExtensions {
+                    transport_cc: m.extension_id(sdp::TRANSPORT_WIDE_CC),
+                    abs_send_time: m.extension_id(sdp::ABS_SEND_TIME),
+                },
             };
             subscriptions.push(Feed {
                 published: t.id,

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::arrivals::TransportArrivals;
+use super::egress::{EgressExtensions, SendHistory, Stamp};
 use super::upstream::LossTracker;
 use super::{SessionId, TrackId};
 use crate::ice::{Consent, IceCredentials};
@@ -36,6 +37,9 @@ pub struct Session {
     pub subscribed: Vec<TrackId>,
     /// Layer switches under way: where the stream the subscriber sees under each SSRC stands.
     pub handoffs: Vec<Handoff>,
+    /// For a subscriber that negotiated transport-cc or abs-send-time: its own numbering of
+    /// what it is sent, and the send history its feedback is matched against.
+    pub egress: Option<SendHistory>,
 }
 
 /// One subscriber stream (its SSRC) moving to another simulcast layer: the last sequence number
@@ -159,6 +163,10 @@ pub struct SubscriptionParams {
     pub rtx: Option<(u32, u8)>,
     /// How the publisher's header extensions become the subscriber's (none: passed unchanged).
     pub extensions: Option<ExtensionRewrite>,
+    /// The subscriber's ids of the extensions the relay writes itself on every packet: the
+    /// session's transport-wide sequence number and abs-send-time (the publisher's are never
+    /// passed on).
+    pub egress: EgressExtensions,
 }
 
 /// The publisher's and the subscriber's header extension numbering differ (each chose its own
@@ -184,6 +192,7 @@ impl SubscriptionParams {
             ts_offset: 0,
             rtx: None,
             extensions: None,
+            egress: EgressExtensions::default(),
         }
     }
 }
@@ -219,21 +228,74 @@ pub enum Switch {
 
 impl Subscription {
     /// Copies the publisher's plaintext `packet` into `out` in the subscriber's numbering and
-    /// header extensions; the length written, or `None` if it is malformed or `out` too small.
-    pub fn copy_rewritten(&self, packet: &[u8], out: &mut [u8]) -> Option<usize> {
+    /// header extensions, stamped with the session's `stamp` (transport-wide sequence number,
+    /// abs-send-time) where the subscriber negotiated them; the length written, or `None` if it
+    /// is malformed or `out` too small.
+    pub fn copy_rewritten(
+        &self,
+        packet: &[u8],
+        out: &mut [u8],
+        stamp: Option<Stamp>,
+    ) -> Option<usize> {
+        let (seq, abs);
+        let mut added: [(u8, &[u8]); 2] = [(0, &[]); 2];
+        let mut n_added = 0;
+        if let Some(s) = stamp {
+            seq = s.transport_seq.to_be_bytes();
+            abs = s.abs_send_time.to_be_bytes();
+            if let Some(id) = self.params.egress.transport_cc {
+                added[n_added] = (id, &seq[..]);
+                n_added += 1;
+            }
+            if let Some(id) = self.params.egress.abs_send_time {
+                added[n_added] = (id, &abs[1..]);
+                n_added += 1;
+            }
+        }
+        let added = &added[..n_added];
+        let ours = |id: u8| added.iter().any(|(a, _)| *a == id);
         let n = match &self.params.extensions {
             None => {
                 out.get_mut(..packet.len())?.copy_from_slice(packet);
-                packet.len()
+                // Same numbering on both sides: the stamps overwrite the publisher's values in
+                // place when it sent them, same size; otherwise the block is rebuilt.
+                let in_place = added.iter().all(|(id, value)| {
+                    match rtp::find_extension_range(&out[..packet.len()], *id) {
+                        Some(r) if r.len() == value.len() => {
+                            out[r].copy_from_slice(value);
+                            true
+                        }
+                        _ => false,
+                    }
+                });
+                if in_place {
+                    packet.len()
+                } else {
+                    rtp::copy_translating_extensions_adding(
+                        packet,
+                        out,
+                        |id, data| (!ours(id)).then_some((id, data)),
+                        added,
+                    )
+                    .ok()?
+                }
             }
-            Some(x) => rtp::copy_translating_extensions(packet, out, |id, data| match &x.mid {
-                Some((from, to, mid)) if *from == id => Some((*to, mid.as_slice())),
-                _ => x
-                    .ids
-                    .iter()
-                    .find(|(from, _)| *from == id)
-                    .map(|&(_, to)| (to, data)),
-            })
+            Some(x) => rtp::copy_translating_extensions_adding(
+                packet,
+                out,
+                |id, data| {
+                    let (to, data) = match &x.mid {
+                        Some((from, to, mid)) if *from == id => (*to, mid.as_slice()),
+                        _ => x
+                            .ids
+                            .iter()
+                            .find(|(from, _)| *from == id)
+                            .map(|&(_, to)| (to, data))?,
+                    };
+                    (!ours(to)).then_some((to, data))
+                },
+                added,
+            )
             .ok()?,
         };
         if n < rtp::FIXED_HEADER_LEN {
@@ -448,6 +510,7 @@ mod tests {
             transport_cc: None,
             subscribed: Vec::new(),
             handoffs: Vec::new(),
+            egress: None,
         }
     }
 

@@ -286,6 +286,11 @@ impl Core {
     }
 }
 
+/// Microseconds from `epoch` to now: the worker's clock for send times and arrivals.
+fn micros_since(epoch: Instant) -> i64 {
+    Instant::now().saturating_duration_since(epoch).as_micros() as i64
+}
+
 /// The earlier of two optional deadlines.
 fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {

@@ -8,6 +8,7 @@ use crossbeam::channel::Receiver;
 
 use super::super::arrivals::TransportArrivals;
 use super::super::command::{Command, Event};
+use super::super::egress::SendHistory;
 use super::super::io::SendQueue;
 use super::super::session::{Handoff, LayerState, Origin, Session, Subscription, Switch, Track};
 use super::super::upstream::LossTracker;
@@ -49,6 +50,7 @@ impl Core {
                     transport_cc: None,
                     subscribed: Vec::new(),
                     handoffs: Vec::new(),
+                    egress: None,
                 };
                 let slot = match self.free_slots.pop() {
                     Some(i) => {
@@ -174,6 +176,7 @@ impl Core {
                     .entry(track)
                     .or_insert_with(|| Track::new(kind, origin, nack_cache));
                 t.subscribers.retain(|s| s.session != slot);
+                let stamped = params.egress.any();
                 // RTX numbering starts at a value derived from the (random) RTX SSRC.
                 let rtx_seq = params.rtx.map_or(0, |(ssrc, _)| (ssrc >> 8) as u16);
                 t.subscribers.push(Subscription {
@@ -189,6 +192,9 @@ impl Core {
                 if let Some(s) = self.sessions[slot].as_mut() {
                     if !s.subscribed.contains(&track) {
                         s.subscribed.push(track);
+                    }
+                    if stamped && s.egress.is_none() {
+                        s.egress = Some(SendHistory::new());
                     }
                 }
                 // A new subscriber needs a keyframe to start decoding.
