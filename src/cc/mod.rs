@@ -12,6 +12,7 @@
 //! send history) and reads the estimate. [`allocate`] is the slow path's part.
 
 pub mod aimd;
+pub mod allocate;
 pub mod delay;
 pub mod probe;
 #[cfg(test)]

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use super::auth::{
     self, Action, AuthError, Grant, Revocations, TokenVerifier, Webhook, WebhookRequest,
 };
+use super::autolayer::AutoLayers;
 use super::dtls::{self, DtlsIdentity};
 use super::dtls::{DtlsStats, Fingerprint, FingerprintAlgorithm};
 use super::rooms::{Feed, PublishedTrack, Registry, RoomEvent, SessionInfo, SessionRole};
@@ -150,6 +151,8 @@ pub struct Relay {
     pub draining: AtomicBool,
     /// DTLS counters of every session's handshake (resent final flights, drops, …).
     pub dtls_stats: Arc<DtlsStats>,
+    /// Layer rates and subscribers' allocations for automatic layers.
+    pub auto_layers: AutoLayers,
 }
 
 impl std::fmt::Debug for Relay {
@@ -210,7 +213,7 @@ impl SessionInfo {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -234,6 +237,7 @@ impl Relay {
             next_track: AtomicU32::new(1),
             draining: AtomicBool::new(false),
             dtls_stats: Arc::new(DtlsStats::default()),
+            auto_layers: AutoLayers::default(),
         })
     }
 
@@ -540,6 +544,7 @@ impl Relay {
                 },
                 params,
                 wanted: track_ids[i],
+                auto: None,
             });
         }
         if subscriptions.is_empty() {
@@ -631,6 +636,7 @@ impl Relay {
             }
             simulcast = true;
             feed.wanted = t.layer(Some(layer)).map_err(|e| ApiError::new(400, e))?;
+            feed.auto = None; // a new ceiling: the estimate moves it down again if need be
             if VideoCodec::from_name(&t.media.codec.name).is_none() {
                 return Err(ApiError::new(
                     400,
@@ -683,7 +689,7 @@ impl Relay {
     /// Sends connected subscriber `id` the layer each of its feeds should have now, switching
     /// those that differ. Called with the registry locked, so that switches reach the worker in
     /// the order the registry records them.
-    fn reserve(
+    pub(super) fn reserve(
         &self,
         reg: &mut Registry,
         id: SessionId,
@@ -701,7 +707,7 @@ impl Relay {
                 continue;
             };
             let (serving, codec) = (
-                t.serving(feed.wanted, stalled),
+                t.serving(feed.auto.unwrap_or(feed.wanted), stalled),
                 VideoCodec::from_name(&t.media.codec.name),
             );
             let Some(codec) = codec.filter(|_| serving != feed.track.id) else {
@@ -803,6 +809,8 @@ impl Relay {
                 self.end_session(session);
             }
             Event::LayerActive { track, active } => self.layer_changed(track, active),
+            Event::LayerRate { track, bps } => self.auto_layers.layer_rate(track, bps),
+            Event::Estimate { session, report } => self.on_estimate(session, report),
             _ => {}
         }
     }
@@ -812,6 +820,7 @@ impl Relay {
     /// publisher gets new ones (the client subscribes again on the `published` event).
     fn forget(&self, id: SessionId) {
         lock(&self.dtls_inboxes).remove(&id);
+        self.auto_layers.forget(id);
         let orphans = {
             let mut reg = lock(&self.registry);
             let Some(info) = reg.sessions.remove(&id) else {

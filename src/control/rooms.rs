@@ -225,9 +225,11 @@ pub struct Feed {
     pub published: TrackId,
     pub track: TrackRef,
     pub params: SubscriptionParams,
-    /// For a simulcast track: the layer the subscriber asked for. It gets another while the
-    /// publisher has that one stopped.
+    /// For a simulcast track: the layer the subscriber asked for, its ceiling. It gets another
+    /// while the publisher has that one stopped.
     pub wanted: TrackId,
+    /// The layer its bandwidth estimate allows (`None`: the ceiling), see `autolayer`.
+    pub auto: Option<TrackId>,
 }
 
 /// A published stream: its publisher, tracks and subscribers.

@@ -4,9 +4,16 @@
 //! in a fixed history (sequence, size, send time) so that the subscriber's transport-cc feedback
 //! can be matched to what was sent and fed to its bandwidth estimator (`crate::cc`).
 //!
+//! [`SubscriberCc`] is the rest of what a worker keeps per subscriber for congestion control:
+//! its estimator (`crate::cc`), a probe being sent, and what it was sent over the last second.
+//!
 //! Fixed-size and allocation-free after creation; times are µs since the worker's epoch. It
 //! never reads the clock itself.
 
+use std::time::{Duration, Instant};
+
+use crate::cc::probe::ProbePlan;
+use crate::cc::{CcConfig, Estimator};
 use crate::srtp::estimate_index;
 
 /// Sends remembered per session: ~2.5 s of a 8 Mbit/s stream, far more than a feedback interval.
@@ -105,6 +112,55 @@ impl SendHistory {
     /// Extended sequence numbers handed out so far (the next one).
     pub fn next_seq(&self) -> u64 {
         self.next
+    }
+}
+
+/// A subscriber session's congestion control state in its worker.
+#[derive(Debug)]
+pub struct SubscriberCc {
+    pub estimator: Estimator,
+    /// A probe being sent: its plan, packets left, and when the next one is due.
+    pub probe: Option<ProbeRun>,
+    /// Bytes of audio and video sent since the last report.
+    pub audio_octets: u64,
+    pub video_octets: u64,
+    /// When the last report went to the slow path, and the decrease it carried.
+    pub reported_at: Option<Instant>,
+    pub decrease_reported: Option<i64>,
+}
+
+/// A probe cluster being sent, paced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeRun {
+    pub plan: ProbePlan,
+    pub sent: u16,
+    pub next_at: Instant,
+}
+
+impl ProbeRun {
+    /// The gap after a packet of `bytes` that keeps the probe at its target rate.
+    pub fn gap(&self, bytes: usize) -> Duration {
+        let target = self.plan.target_bps.max(1);
+        Duration::from_nanos((bytes as u64 * 8 * 1_000_000_000) / target)
+    }
+}
+
+impl SubscriberCc {
+    pub fn new() -> Self {
+        Self {
+            estimator: Estimator::new(CcConfig::default()),
+            probe: None,
+            audio_octets: 0,
+            video_octets: 0,
+            reported_at: None,
+            decrease_reported: None,
+        }
+    }
+}
+
+impl Default for SubscriberCc {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

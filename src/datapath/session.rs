@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::arrivals::TransportArrivals;
-use super::egress::{EgressExtensions, SendHistory, Stamp};
+use super::egress::{EgressExtensions, SendHistory, Stamp, SubscriberCc};
 use super::upstream::LossTracker;
 use super::{SessionId, TrackId};
 use crate::ice::{Consent, IceCredentials};
@@ -40,6 +40,8 @@ pub struct Session {
     /// For a subscriber that negotiated transport-cc or abs-send-time: its own numbering of
     /// what it is sent, and the send history its feedback is matched against.
     pub egress: Option<SendHistory>,
+    /// For a subscriber: its bandwidth estimate and probing (boxed: publishers have none).
+    pub cc: Option<Box<SubscriberCc>>,
 }
 
 /// One subscriber stream (its SSRC) moving to another simulcast layer: the last sequence number
@@ -420,6 +422,8 @@ pub struct Track {
     /// A simulcast layer published here: since when it is (when its last packet came), and
     /// whether it was reported stopped.
     pub layer: Option<LayerState>,
+    /// Bytes received since the last rate report (simulcast layers: their measured rate).
+    pub octets: u64,
 }
 
 /// Whether a simulcast layer is being sent: a publisher stops layers its bandwidth or CPU
@@ -458,6 +462,7 @@ impl Track {
             received: 0,
             loss: None,
             layer: None,
+            octets: 0,
         }
     }
 }
@@ -511,6 +516,7 @@ mod tests {
             subscribed: Vec::new(),
             handoffs: Vec::new(),
             egress: None,
+            cc: None,
         }
     }
 

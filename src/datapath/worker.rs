@@ -15,6 +15,7 @@
 //! and what the slow path asks of it).
 
 mod commands;
+mod congestion;
 mod feedback;
 mod forward;
 mod receive;
@@ -123,6 +124,7 @@ pub(crate) fn run(setup: WorkerSetup) {
         consent_timeout: setup.consent_timeout,
         nack_cache: setup.nack_cache,
         next_nack: None,
+        next_probe: None,
         epoch: setup.epoch,
         switched: Vec::with_capacity(64),
     };
@@ -136,7 +138,7 @@ pub(crate) fn run(setup: WorkerSetup) {
         core.egress = 0;
         // One submit per turn: the sends queued in the previous turn leave with this wait.
         // Idle, the wait ends in time for the next upstream NACK.
-        let wait = core.next_nack.map_or(MAX_WAIT, |t| {
+        let wait = earliest(core.next_nack, core.next_probe).map_or(MAX_WAIT, |t| {
             t.saturating_duration_since(Instant::now()).min(MAX_WAIT)
         });
         let result = io.run_once(wait, |buf, src, tx| {
@@ -159,13 +161,19 @@ pub(crate) fn run(setup: WorkerSetup) {
         if core.next_nack.is_some_and(|t| now >= t) {
             core.nack_publishers(&mut io.tx, now);
         }
+        if core.next_probe.is_some_and(|t| Instant::now() >= t) {
+            core.send_probes(&mut io.tx, Instant::now());
+        }
         if now >= next_feedback {
             next_feedback = now + FEEDBACK_EVERY;
             core.send_transport_feedback(&mut io.tx);
         }
         if now >= next_report {
+            let span = now.saturating_duration_since(next_report) + REPORT_EVERY;
             next_report = now + REPORT_EVERY;
             core.send_reports(&mut io.tx, now);
+            core.report_estimates(now);
+            core.report_layer_rates(span);
         }
         core.wake_peers();
         if core.egress > 0 {
@@ -233,6 +241,8 @@ struct Core {
     nack_cache: usize,
     /// When some published track next has packets to NACK (or give up).
     next_nack: Option<Instant>,
+    /// When some subscriber's probe has its next packet due.
+    next_probe: Option<Instant>,
     /// Arrival times for transport-cc are µs since this instant.
     epoch: Instant,
     /// Layer switches whose new layer started this turn (see `finish_switches`).

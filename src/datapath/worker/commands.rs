@@ -8,7 +8,7 @@ use crossbeam::channel::Receiver;
 
 use super::super::arrivals::TransportArrivals;
 use super::super::command::{Command, Event};
-use super::super::egress::SendHistory;
+use super::super::egress::{SendHistory, SubscriberCc};
 use super::super::io::SendQueue;
 use super::super::session::{Handoff, LayerState, Origin, Session, Subscription, Switch, Track};
 use super::super::upstream::LossTracker;
@@ -51,6 +51,7 @@ impl Core {
                     subscribed: Vec::new(),
                     handoffs: Vec::new(),
                     egress: None,
+                    cc: None,
                 };
                 let slot = match self.free_slots.pop() {
                     Some(i) => {
@@ -196,6 +197,9 @@ impl Core {
                     if stamped && s.egress.is_none() {
                         s.egress = Some(SendHistory::new());
                     }
+                    if s.cc.is_none() {
+                        s.cc = Some(Box::new(SubscriberCc::new()));
+                    }
                 }
                 // A new subscriber needs a keyframe to start decoding.
                 self.request_keyframe(track, tx, now);
@@ -220,6 +224,10 @@ impl Core {
                 }
             }
             Command::RequestKeyframe { track } => self.request_keyframe(track, tx, now),
+            Command::Probe {
+                session,
+                target_bps,
+            } => self.start_probe(session, target_bps, now),
             Command::SendDtls { session, data } => {
                 let Some(s) = self.session(session) else {
                     return;

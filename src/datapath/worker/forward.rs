@@ -10,7 +10,7 @@ use std::time::Instant;
 use super::super::command::Event;
 use super::super::fanout::FanoutMsg;
 use super::super::io::{SendQueue, UdpIo};
-use super::super::session::{Handoff, Session, Subscription, Switch, Track};
+use super::super::session::{Handoff, MediaKind, Session, Subscription, Switch, Track};
 use super::super::stats::Counters;
 use super::super::upstream::Arrival;
 use super::super::TrackId;
@@ -31,6 +31,7 @@ impl Core {
         let seq = u16::from_be_bytes([packet[2], packet[3]]);
         track.cache.store(seq, packet);
         track.received += 1;
+        track.octets += packet.len() as u64;
         if let Some(layer) = track.layer.as_mut() {
             layer.last = now;
             if layer.stalled {
@@ -241,6 +242,7 @@ impl Fanout<'_> {
             return 0;
         };
         let mut queued = 0;
+        let audio = track.kind == MediaKind::Audio;
         for sub in &mut track.subscribers {
             // Sends leave in chunks while the fan-out runs, so the first subscribers' copies do
             // not wait for the last ones to be encrypted.
@@ -284,6 +286,13 @@ impl Fanout<'_> {
                         tx.commit(n, addr);
                         if let Some(h) = session.egress.as_mut().filter(|_| numbered) {
                             h.record(n, self.now_us, 0);
+                        }
+                        if let Some(cc) = session.cc.as_mut() {
+                            if audio {
+                                cc.audio_octets += n as u64;
+                            } else {
+                                cc.video_octets += n as u64;
+                            }
                         }
                         sub.packets += 1;
                         sub.octets += (len - crate::wire::rtp::FIXED_HEADER_LEN) as u64;
