@@ -54,6 +54,8 @@ pub struct SentPacket {
     pub sent_us: i64,
     /// The probe cluster it belongs to (0: not a probe).
     pub probe: u16,
+    /// A feedback has reported it (received or lost) already.
+    pub reported: bool,
 }
 
 /// A subscriber session's transport-wide numbering and send history.
@@ -95,6 +97,7 @@ impl SendHistory {
             size: size.min(usize::from(u16::MAX)) as u16,
             sent_us,
             probe,
+            reported: false,
         };
         self.next += 1;
     }
@@ -107,6 +110,22 @@ impl SendHistory {
         }
         let e = self.entries[slot(ext)];
         (e.seq == ext).then_some(e)
+    }
+
+    /// The send numbered `seq`, marked reported, if remembered and not reported before: a
+    /// receiver may report a number in more than one feedback, and the estimator takes each
+    /// send once.
+    pub fn take_report(&mut self, seq: u16) -> Option<SentPacket> {
+        let ext = estimate_index(Some(self.next - 1), seq)?;
+        if ext >= self.next || self.next - ext > HISTORY as u64 {
+            return None;
+        }
+        let e = &mut self.entries[slot(ext)];
+        if e.seq != ext || e.reported {
+            return None;
+        }
+        e.reported = true;
+        Some(*e)
     }
 
     /// Extended sequence numbers handed out so far (the next one).
@@ -124,6 +143,9 @@ pub struct SubscriberCc {
     /// Bytes of audio and video sent since the last report.
     pub audio_octets: u64,
     pub video_octets: u64,
+    /// Since when `audio_octets` counts, and the audio rate last measured.
+    pub audio_since: Option<Instant>,
+    pub audio_bps: u64,
     /// When the last report went to the slow path, and the decrease it carried.
     pub reported_at: Option<Instant>,
     pub decrease_reported: Option<i64>,
@@ -152,6 +174,8 @@ impl SubscriberCc {
             probe: None,
             audio_octets: 0,
             video_octets: 0,
+            audio_since: None,
+            audio_bps: 0,
             reported_at: None,
             decrease_reported: None,
         }
@@ -193,6 +217,10 @@ mod tests {
         assert_eq!(h.get(oldest as u16).unwrap().seq, oldest);
         assert_eq!(h.get((oldest - 1) as u16), None);
         assert_eq!(h.get((last + 1) as u16), None, "not sent yet");
+        // Each send is reported once.
+        assert_eq!(h.take_report(last as u16).map(|e| e.seq), Some(last));
+        assert_eq!(h.take_report(last as u16), None);
+        assert_eq!(h.get(last as u16).map(|e| e.reported), Some(true));
     }
 
     #[test]

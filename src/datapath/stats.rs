@@ -120,7 +120,8 @@ counters! {
     feedback_in,
     /// Transport-cc feedbacks from subscribers that did not parse (dropped).
     feedback_malformed,
-    /// Feedback statuses for numbers no longer (or never) in the send history.
+    /// Feedback statuses for numbers no longer (or never) in the send history, or reported
+    /// already.
     feedback_unknown,
     /// REMBs from subscribers fed to their estimators.
     remb_in,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::super::command::Event;
 use super::super::egress::ProbeRun;
 use super::super::io::SendQueue;
-use super::super::session::{MediaKind, Origin};
+use super::super::session::{MediaKind, Origin, Switch};
 use super::super::SessionId;
 use super::{micros_since, Core};
 use crate::cc::allocate::EstimateReport;
@@ -31,12 +31,12 @@ impl Core {
         let Some(session) = self.sessions[slot].as_mut() else {
             return;
         };
-        let (Some(history), Some(cc)) = (session.egress.as_ref(), session.cc.as_mut()) else {
+        let (Some(history), Some(cc)) = (session.egress.as_mut(), session.cc.as_mut()) else {
             return;
         };
         self.counters.feedback_in += 1;
         for status in fb.statuses() {
-            let Some(sent) = history.get(status.seq) else {
+            let Some(sent) = history.take_report(status.seq) else {
                 self.counters.feedback_unknown += 1;
                 continue;
             };
@@ -97,24 +97,26 @@ impl Core {
         let Some(cc) = self.sessions[slot].as_mut().and_then(|s| s.cc.as_mut()) else {
             return;
         };
-        let span = cc
-            .reported_at
-            .map_or(1.0, |at| now.saturating_duration_since(at).as_secs_f64())
-            .max(0.05);
+        // The audio rate is measured over whole report intervals (~1 s); a report after a
+        // decrease, sooner, repeats the last one.
+        let since = now.saturating_duration_since(cc.audio_since.unwrap_or(now));
+        if cc.audio_since.is_none() || since >= Duration::from_millis(900) {
+            let secs = since.as_secs_f64().max(0.5);
+            cc.audio_bps = (cc.audio_octets as f64 * 8.0 / secs) as u64;
+            cc.audio_octets = 0;
+            cc.video_octets = 0;
+            cc.audio_since = Some(now);
+        }
         let decrease = cc.estimator.last_decrease().map(|d| d.0);
         let probe = cc.estimator.take_probe_results()[0]
             .map(|r| (r.target_bps, r.measured_bps.map(|m| m as u64)));
         let report = EstimateReport {
             estimate_bps: cc.estimator.estimate_bps(),
-            audio_bps: (cc.audio_octets as f64 * 8.0 / span) as u64,
+            audio_bps: cc.audio_bps,
             grounded: cc.estimator.grounded(),
             decreased: decrease != cc.decrease_reported,
             probe,
         };
-        if span >= 0.5 {
-            cc.audio_octets = 0;
-            cc.video_octets = 0;
-        }
         cc.reported_at = Some(now);
         cc.decrease_reported = decrease;
         if self
@@ -234,10 +236,11 @@ fn probe_one(
     let track = session.subscribed.iter().find_map(|t| {
         let track = tracks.get(t)?;
         let ok = track.kind == MediaKind::Video
-            && track
-                .subscribers
-                .iter()
-                .any(|s| s.session == slot && s.params.rtx.is_some() && s.switch.is_none());
+            && track.subscribers.iter().any(|s| {
+                s.session == slot
+                    && s.params.rtx.is_some()
+                    && matches!(s.switch, None | Some(Switch::Started { .. }))
+            });
         ok.then_some(*t)
     })?;
     let track = tracks.get_mut(&track)?;
