@@ -14,6 +14,8 @@ command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 # BiDi by puppeteer-core (pinned in the same lockfile).
 [ -x /usr/bin/firefox-esr ] || need_apt+=(firefox-esr)
 command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
+# Cluster tests (tests/cluster-*.rs) start Debian's etcd themselves.
+[ -x /usr/bin/etcd ] || need_apt+=(etcd-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq

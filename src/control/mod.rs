@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod autolayer;
+pub mod cluster;
 pub mod dtls;
 pub mod http;
 mod metrics;

@@ -44,7 +44,6 @@ pub const LAYER_STALL: Duration = Duration::from_secs(1);
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 /// Transport-cc feedback interval (libwebrtc's receivers send every 50–250 ms).
 const FEEDBACK_EVERY: Duration = Duration::from_millis(50);
-const KEYFRAME_MIN_INTERVAL: Duration = Duration::from_millis(500);
 const MAX_WAIT: Duration = Duration::from_millis(100);
 const COMMANDS_PER_TURN: usize = 256;
 /// Packets decrypted in one batch before they are fanned out (a large video frame).
@@ -127,6 +126,8 @@ pub(crate) fn run(setup: WorkerSetup) {
         next_probe: None,
         epoch: setup.epoch,
         switched: Vec::with_capacity(64),
+        upstreams: Vec::new(),
+        next_check: None,
     };
     let mut next_housekeeping = Instant::now();
     let mut next_report = Instant::now() + REPORT_EVERY;
@@ -138,9 +139,10 @@ pub(crate) fn run(setup: WorkerSetup) {
         core.egress = 0;
         // One submit per turn: the sends queued in the previous turn leave with this wait.
         // Idle, the wait ends in time for the next upstream NACK.
-        let wait = earliest(core.next_nack, core.next_probe).map_or(MAX_WAIT, |t| {
-            t.saturating_duration_since(Instant::now()).min(MAX_WAIT)
-        });
+        let wait = earliest(earliest(core.next_nack, core.next_probe), core.next_check)
+            .map_or(MAX_WAIT, |t| {
+                t.saturating_duration_since(Instant::now()).min(MAX_WAIT)
+            });
         let result = io.run_once(wait, |buf, src, tx| {
             let now = *received.get_or_insert_with(Instant::now);
             core.on_datagram(buf, src, tx, now);
@@ -163,6 +165,9 @@ pub(crate) fn run(setup: WorkerSetup) {
         }
         if core.next_probe.is_some_and(|t| Instant::now() >= t) {
             core.send_probes(&mut io.tx, Instant::now());
+        }
+        if core.next_check.is_some_and(|t| now >= t) {
+            core.send_checks(&mut io.tx, now);
         }
         if now >= next_feedback {
             next_feedback = now + FEEDBACK_EVERY;
@@ -247,6 +252,10 @@ struct Core {
     epoch: Instant,
     /// Layer switches whose new layer started this turn (see `finish_switches`).
     switched: Vec<(usize, u32)>,
+    /// Slots of the sessions this worker opened towards other nodes (pulls), which it checks.
+    upstreams: Vec<usize>,
+    /// When the next of their checks is due.
+    next_check: Option<Instant>,
 }
 
 impl Core {
