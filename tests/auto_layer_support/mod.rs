@@ -355,6 +355,9 @@ impl Shaper {
     }
 }
 
+/// Datagrams waiting in the shaper, with their departure times.
+type Queue = VecDeque<(Instant, Vec<u8>)>;
+
 /// The relay → subscriber direction: serialised at the current rate, dropped past the queue.
 async fn shape(
     from_relay: Arc<UdpSocket>,
@@ -364,7 +367,7 @@ async fn shape(
     counts: Arc<Mutex<ShaperCounts>>,
     queue_bytes: usize,
 ) {
-    let queue: Arc<Mutex<VecDeque<(Instant, Vec<u8>)>>> = Arc::new(Mutex::new(VecDeque::new()));
+    let queue: Arc<Mutex<Queue>> = Arc::new(Mutex::new(VecDeque::new()));
     let (wake_tx, mut wake_rx) = mpsc::unbounded_channel::<()>();
     let q = Arc::clone(&queue);
     tokio::spawn(async move {
