@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
+pub mod cc;
 pub mod cli;
 pub mod config;
 pub mod control;

@@ -503,7 +503,9 @@ async fn readyz(State(app): State<App>) -> Response {
 }
 
 async fn metrics_text(State(app): State<App>) -> Response {
-    let mut r = metrics::render(&app.relay).into_response();
+    let mut text = metrics::render(&app.relay);
+    app.relay.auto_layers.render(&mut text);
+    let mut r = text.into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4"),

@@ -14,11 +14,14 @@ use tokio::sync::mpsc;
 use super::auth::{
     self, Action, AuthError, Grant, Revocations, TokenVerifier, Webhook, WebhookRequest,
 };
+use super::autolayer::AutoLayers;
 use super::cluster::{ClaimError, Cluster};
 use super::dtls::{self, DtlsIdentity};
 use super::dtls::{DtlsStats, Fingerprint, FingerprintAlgorithm};
 use super::rooms::{Feed, PublishedTrack, Registry, RoomEvent, SessionInfo, SessionRole};
-use crate::datapath::{Command, Datapath, Event, SessionId, SubscriptionParams, TrackId, TrackRef};
+use crate::datapath::{
+    Command, Datapath, EgressExtensions, Event, SessionId, SubscriptionParams, TrackId, TrackRef,
+};
 use crate::ice::IceCredentials;
 use crate::wire::keyframe::VideoCodec;
 use crate::wire::sdp::{self, AnswerParams, Role};
@@ -163,6 +166,8 @@ pub struct Relay {
     pub draining: AtomicBool,
     /// DTLS counters of every session's handshake (resent final flights, drops, …).
     pub dtls_stats: Arc<DtlsStats>,
+    /// Layer rates and subscribers' allocations for automatic layers.
+    pub auto_layers: AutoLayers,
     /// Cluster: the link with each other node, by its id (one per pair, opened by either).
     links: Mutex<HashMap<String, cascade::Link>>,
     /// Cluster: one pull is set up at a time, and one link.
@@ -238,7 +243,7 @@ impl SessionInfo {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -264,6 +269,7 @@ impl Relay {
             next_track: AtomicU32::new(1),
             draining: AtomicBool::new(false),
             dtls_stats: Arc::new(DtlsStats::default()),
+            auto_layers: AutoLayers::default(),
             links: Mutex::new(HashMap::new()),
             pull_setup: tokio::sync::Mutex::new(()),
             link_setup: tokio::sync::Mutex::new(()),
@@ -615,6 +621,10 @@ impl Relay {
                 ts_offset: 0,
                 rtx: m.rtx_ssrc.zip(m.codec.rtx),
                 extensions: t.extension_rewrite(m),
+                egress: EgressExtensions {
+                    transport_cc: m.extension_id(sdp::TRANSPORT_WIDE_CC),
+                    abs_send_time: m.extension_id(sdp::ABS_SEND_TIME),
+                },
             };
             subscriptions.push(Feed {
                 published: t.id,
@@ -625,6 +635,7 @@ impl Relay {
                 },
                 params,
                 wanted: track_ids[i],
+                auto: None,
             });
         }
         if subscriptions.is_empty() {
@@ -717,6 +728,7 @@ impl Relay {
             }
             simulcast = true;
             feed.wanted = t.layer(Some(layer)).map_err(|e| ApiError::new(400, e))?;
+            feed.auto = None; // a new ceiling: the estimate moves it down again if need be
             if VideoCodec::from_name(&t.media.codec.name).is_none() {
                 return Err(ApiError::new(
                     400,
@@ -769,7 +781,7 @@ impl Relay {
     /// Sends connected subscriber `id` the layer each of its feeds should have now, switching
     /// those that differ. Called with the registry locked, so that switches reach the worker in
     /// the order the registry records them.
-    fn reserve(
+    pub(super) fn reserve(
         &self,
         reg: &mut Registry,
         id: SessionId,
@@ -791,7 +803,7 @@ impl Relay {
                 continue;
             };
             let (serving, codec) = (
-                t.serving(feed.wanted, stalled),
+                t.serving(feed.auto.unwrap_or(feed.wanted), stalled),
                 VideoCodec::from_name(&t.media.codec.name),
             );
             let Some(codec) = codec.filter(|_| serving != feed.track.id) else {
@@ -902,6 +914,8 @@ impl Relay {
                 self.end_session_because(session, "consent expired");
             }
             Event::LayerActive { track, active } => self.layer_changed(track, active),
+            Event::LayerRate { track, bps } => self.auto_layers.layer_rate(track, bps),
+            Event::Estimate { session, report } => self.on_estimate(session, report),
             Event::Bound { session, .. } => {
                 if let Some(waiter) = lock(&self.bound_waiters).remove(&session) {
                     let _ = waiter.send(());
@@ -918,6 +932,7 @@ impl Relay {
     /// link to an origin takes every stream pulled over it along.
     fn forget(&self, id: SessionId) {
         lock(&self.dtls_inboxes).remove(&id);
+        self.auto_layers.forget(id);
         let mut released = None;
         let mut linger = None;
         let orphans = {

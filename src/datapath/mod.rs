@@ -9,6 +9,7 @@
 mod arrivals;
 mod command;
 mod config;
+mod egress;
 mod fanout;
 pub mod io;
 mod session;
@@ -29,6 +30,7 @@ use crate::wire::keyframe::VideoCodec;
 
 pub use command::{Command, Event, SessionKeys};
 pub use config::{ConfigError, DatapathConfig, Placement};
+pub use egress::{abs_send_time, EgressExtensions, SendHistory, SentPacket, Stamp};
 pub use fanout::{PacketPool, Rings, SHARED_PACKET_SIZE};
 pub use io::{IoConfig, IoKind, IoMode};
 pub use session::{ExtensionRewrite, MediaKind, MidBinding, RidBinding, SubscriptionParams};

@@ -124,6 +124,23 @@ counters! {
     reports_sent,
     /// Sessions whose consent expired.
     consent_expired,
+    /// Transport-cc feedbacks from subscribers fed to their estimators.
+    feedback_in,
+    /// Transport-cc feedbacks from subscribers that did not parse (dropped).
+    feedback_malformed,
+    /// Feedback statuses for numbers no longer (or never) in the send history, or reported
+    /// already.
+    feedback_unknown,
+    /// REMBs from subscribers fed to their estimators.
+    remb_in,
+    /// Probe clusters started for subscribers.
+    probes,
+    /// Probe packets sent (RTX re-sends at the probe's rate).
+    probe_packets,
+    /// Probes given up (no RTX stream, nothing cached, or the send queue full).
+    probes_failed,
+    /// Events to the slow path dropped on a full queue (estimates, layer rates).
+    events_dropped,
     /// Sessions currently installed.
     sessions,
     /// UDP GSO sends.

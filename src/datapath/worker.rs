@@ -15,6 +15,7 @@
 //! and what the slow path asks of it).
 
 mod commands;
+mod congestion;
 mod feedback;
 mod forward;
 mod receive;
@@ -125,6 +126,7 @@ pub(crate) fn run(setup: WorkerSetup) {
         consent_timeout: setup.consent_timeout,
         nack_cache: setup.nack_cache,
         next_nack: None,
+        next_probe: None,
         epoch: setup.epoch,
         switched: Vec::with_capacity(64),
         upstreams: Vec::new(),
@@ -141,9 +143,10 @@ pub(crate) fn run(setup: WorkerSetup) {
         core.egress = 0;
         // One submit per turn: the sends queued in the previous turn leave with this wait.
         // Idle, the wait ends in time for the next upstream NACK.
-        let wait = earliest(core.next_nack, core.next_check).map_or(MAX_WAIT, |t| {
-            t.saturating_duration_since(Instant::now()).min(MAX_WAIT)
-        });
+        let wait = earliest(earliest(core.next_nack, core.next_probe), core.next_check)
+            .map_or(MAX_WAIT, |t| {
+                t.saturating_duration_since(Instant::now()).min(MAX_WAIT)
+            });
         let result = io.run_once(wait, |buf, src, tx| {
             let now = *received.get_or_insert_with(Instant::now);
             core.on_datagram(buf, src, tx, now);
@@ -166,6 +169,9 @@ pub(crate) fn run(setup: WorkerSetup) {
         if core.next_nack.is_some_and(|t| now >= t) {
             core.nack_publishers(&mut io.tx, now);
         }
+        if core.next_probe.is_some_and(|t| Instant::now() >= t) {
+            core.send_probes(&mut io.tx, Instant::now());
+        }
         if core.next_check.is_some_and(|t| now >= t) {
             core.send_checks(&mut io.tx, now);
         }
@@ -174,8 +180,11 @@ pub(crate) fn run(setup: WorkerSetup) {
             core.send_transport_feedback(&mut io.tx);
         }
         if now >= next_report {
+            let span = now.saturating_duration_since(next_report) + REPORT_EVERY;
             next_report = now + REPORT_EVERY;
             core.send_reports(&mut io.tx, now);
+            core.report_estimates(now);
+            core.report_layer_rates(span);
         }
         core.wake_peers();
         if core.egress > 0 {
@@ -244,6 +253,8 @@ struct Core {
     nack_cache: usize,
     /// When some published track next has packets to NACK (or give up).
     next_nack: Option<Instant>,
+    /// When some subscriber's probe has its next packet due.
+    next_probe: Option<Instant>,
     /// Arrival times for transport-cc are µs since this instant.
     epoch: Instant,
     /// Layer switches whose new layer started this turn (see `finish_switches`).
@@ -299,6 +310,11 @@ impl Core {
         }
         self.counters.sessions = self.by_id.len() as u64;
     }
+}
+
+/// Microseconds from `epoch` to now: the worker's clock for send times and arrivals.
+fn micros_since(epoch: Instant) -> i64 {
+    Instant::now().saturating_duration_since(epoch).as_micros() as i64
 }
 
 /// The earlier of two optional deadlines.

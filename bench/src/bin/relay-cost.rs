@@ -13,14 +13,17 @@
 //! `--extensions`: every packet carries a Chromium-like header extension block (abs-send-time,
 //! transport-wide sequence number, MID) and Tern's subscribers number extensions differently
 //! from the publisher, so each copy is renumbered (`copy_translating_extensions`).
+//! `--numbering`: adds `tern-1w+num`, the one-worker datapath again with every subscriber
+//! numbering its packets (transport-wide sequence number and abs-send-time stamped per copy,
+//! each send remembered in the session's history), against `tern-1w` without, in the same run.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tern::datapath::{
-    Command, Datapath, DatapathConfig, ExtensionRewrite, IoMode, MediaKind, Placement, SessionKeys,
-    SubscriptionParams, TrackRef,
+    Command, Datapath, DatapathConfig, EgressExtensions, ExtensionRewrite, IoMode, MediaKind,
+    Placement, SessionKeys, SubscriptionParams, TrackRef,
 };
 use tern::ice::IceCredentials;
 use tern::srtp::{Profile, SrtpContext};
@@ -32,6 +35,9 @@ const FRAME: usize = 8;
 /// `--extensions`: packets carry this block (one-byte form: abs-send-time as id 2, the
 /// transport-wide sequence number as 3, MID "1" as 4), taken out of the payload.
 static EXTENSIONS: AtomicBool = AtomicBool::new(false);
+/// `--alike`: with `--extensions`, subscribers number extensions as the publisher does, so copies
+/// are not renumbered (and `--numbering` overwrites the two values in place).
+static ALIKE: AtomicBool = AtomicBool::new(false);
 const EXTENSION_BLOCK: [u8; 16] = [
     0xbe, 0xde, 0, 3, 0x22, 1, 2, 3, 0x31, 0, 9, 0x40, b'1', 0, 0, 0,
 ];
@@ -44,6 +50,7 @@ struct Args {
     /// Egress packets per second the source aims for (default 200k: a busy worker).
     rate: u64,
     extensions: bool,
+    numbering: bool,
 }
 
 fn parse_args() -> Args {
@@ -54,6 +61,7 @@ fn parse_args() -> Args {
         profiles: vec![Profile::AeadAes128Gcm, Profile::Aes128CmHmacSha1_80],
         rate: 200_000,
         extensions: false,
+        numbering: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -61,6 +69,8 @@ fn parse_args() -> Args {
             "--json" => a.json = true,
             "--quick" => a.quick = true,
             "--extensions" => a.extensions = true,
+            "--numbering" => a.numbering = true,
+            "--alike" => ALIKE.store(true, Ordering::Relaxed),
             "--fanout" => {
                 let v = it.next().unwrap_or_default();
                 a.fanouts = v.split(',').filter_map(|x| x.trim().parse().ok()).collect();
@@ -93,7 +103,7 @@ fn parse_args() -> Args {
                     });
             }
             other => {
-                eprintln!("relay-cost: unknown argument '{other}' (use --json, --quick, --fanout L, --profile P, --rate N, --extensions)");
+                eprintln!("relay-cost: unknown argument '{other}' (use --json, --quick, --fanout L, --profile P, --rate N, --extensions, --alike, --numbering)");
                 std::process::exit(2);
             }
         }
@@ -323,8 +333,17 @@ fn baseline(profile: Profile, fanout: usize, egress_target: usize, rate: u64) ->
     spent as f64 / egress as f64
 }
 
-/// Tern with `workers` workers: CPU ns of the worker threads per egress packet.
-fn tern(profile: Profile, workers: usize, fanout: usize, egress_target: usize, rate: u64) -> f64 {
+/// Tern with `workers` workers: CPU ns of the worker threads per egress packet. With
+/// `numbering`, every subscriber stamps its own transport-wide sequence number and
+/// abs-send-time (the ids the publisher's packets carry them under with `--extensions`) and
+/// remembers each send.
+fn tern(
+    profile: Profile,
+    (workers, numbering): (usize, bool),
+    fanout: usize,
+    egress_target: usize,
+    rate: u64,
+) -> f64 {
     let cores = core_ids();
     let placement = if cores.len() >= 2 && workers == 1 {
         Placement::Fixed(vec![cores[1]])
@@ -359,6 +378,7 @@ fn tern(profile: Profile, workers: usize, fanout: usize, egress_target: usize, r
         },
     )
     .expect("publish");
+    let alike = ALIKE.load(Ordering::Relaxed);
     for i in 0..fanout {
         let track = TrackRef {
             id: 1,
@@ -371,12 +391,16 @@ fn tern(profile: Profile, workers: usize, fanout: usize, egress_target: usize, r
             track,
             SubscriptionParams {
                 // Another numbering and MID than the publisher's: every copy is renumbered.
-                extensions: EXTENSIONS
-                    .load(Ordering::Relaxed)
-                    .then(|| ExtensionRewrite {
+                extensions: (EXTENSIONS.load(Ordering::Relaxed) && !alike).then(|| {
+                    ExtensionRewrite {
                         ids: vec![(2, 5)],
                         mid: Some((4, 3, b"video-0".to_vec())),
-                    }),
+                    }
+                }),
+                egress: EgressExtensions {
+                    transport_cc: numbering.then_some(if alike { 3 } else { 6 }),
+                    abs_send_time: numbering.then_some(if alike { 2 } else { 5 }),
+                },
                 ..SubscriptionParams::with_ssrc(0x5000 + i as u32)
             },
         )
@@ -437,34 +461,44 @@ fn main() {
     for &profile in &args.profiles {
         for &fanout in &args.fanouts {
             // Median of `reps` runs each, interleaved, so drift hits every implementation alike.
-            let (mut fs, mut t1s, mut t2s, mut bs) =
-                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let (mut fs, mut t1s, mut t2s, mut bs, mut ns) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for _ in 0..reps {
                 fs.push(floor(profile, egress));
-                t1s.push(tern(profile, 1, fanout, egress, args.rate));
-                t2s.push(tern(profile, 2, fanout, egress, args.rate));
+                t1s.push(tern(profile, (1, false), fanout, egress, args.rate));
+                if args.numbering {
+                    ns.push(tern(profile, (1, true), fanout, egress, args.rate));
+                }
+                t2s.push(tern(profile, (2, false), fanout, egress, args.rate));
                 bs.push(baseline(profile, fanout, egress, args.rate));
             }
+            let n = if ns.is_empty() { f64::NAN } else { median(ns) };
             let (f, t1, t2, b) = (median(fs), median(t1s), median(t2s), median(bs));
             for (imp, v) in [
                 ("floor", f),
                 ("tern-1w", t1),
+                ("tern-1w+num", n),
                 ("tern-2w", t2),
                 ("baseline", b),
             ] {
-                if args.json {
+                if args.json && !v.is_nan() {
                     println!("{{\"impl\": \"{imp}\", \"profile\": \"{}\", \"fanout\": {fanout}, \"cpu_ns_per_egress\": {v:.1}}}", profile.name());
                 }
             }
-            rows.push((profile, fanout, f, t1, t2, b));
+            rows.push((profile, fanout, f, t1, t2, b, n));
         }
     }
     if !args.json {
         println!("# relay-cost: {}", machine_summary());
         if args.extensions {
-            println!("# --extensions: Tern renumbers every copy's header extensions");
+            println!("# --extensions: packets carry abs-send-time, transport-wide number and MID");
+            if ALIKE.load(Ordering::Relaxed) {
+                println!("# --alike: subscribers number extensions as the publisher does");
+            } else {
+                println!("# Tern renumbers every copy's header extensions");
+            }
         }
-        println!(
+        print!(
             "{:<24} {:>6} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9}",
             "profile",
             "fanout",
@@ -476,8 +510,12 @@ fn main() {
             "2w/1w",
             "base/1w"
         );
-        for (p, fanout, f, t1, t2, b) in rows {
-            println!(
+        if args.numbering {
+            print!(" {:>11} {:>9}", "tern-1w+num", "num/1w");
+        }
+        println!();
+        for (p, fanout, f, t1, t2, b, n) in rows {
+            print!(
                 "{:<24} {:>6} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>9.3} {:>9.3} {:>9.3}",
                 p.name(),
                 fanout,
@@ -489,6 +527,10 @@ fn main() {
                 t2 / t1,
                 b / t1
             );
+            if args.numbering {
+                print!(" {:>11.1} {:>9.3}", n, n / t1);
+            }
+            println!();
         }
     }
 }

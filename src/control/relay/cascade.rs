@@ -742,6 +742,7 @@ impl Relay {
                             ..SubscriptionParams::with_ssrc(ssrc)
                         },
                         wanted: layer,
+                        auto: None,
                     });
                 }
             }

@@ -2,7 +2,7 @@
 //! responder (answered only when authenticated), DTLS from validated addresses to the slow path,
 //! SRTP/SRTCP is unprotected in place with the sending session's keys (auth tag first), and RTP is
 //! matched to its track (by SSRC, RTX SSRC, or MID/RID binding). Subscribers' RTCP (PLI, FIR,
-//! NACK) is read here and handed to `feedback`. Every drop is counted; nothing here allocates.
+//! NACK) is read here and handed to `feedback`, its transport-cc and REMB to `congestion`. Every drop is counted; nothing here allocates.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -274,6 +274,8 @@ impl Core {
                         }
                     }
                 }
+                Ok(Rtcp::TransportCc(fb)) => self.on_transport_feedback(slot_idx, &fb, now),
+                Ok(Rtcp::Remb(remb)) => self.on_remb(slot_idx, remb.bitrate, now),
                 _ => {}
             }
         }

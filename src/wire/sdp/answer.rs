@@ -12,10 +12,13 @@ pub const TRANSPORT_WIDE_CC: &str =
 /// The MID header extension (RFC 8843 §15.1).
 pub const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
 
+/// The abs-send-time extension; the relay stamps its own on what it sends subscribers.
+pub const ABS_SEND_TIME: &str = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time";
+
 /// RTP header extensions the relay negotiates (it forwards others' payloads, not these).
 const ACCEPTED_EXTENSIONS: [&str; 4] = [
     MID_URI,
-    "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
+    ABS_SEND_TIME,
     TRANSPORT_WIDE_CC,
     "urn:ietf:params:rtp-hdrext:ssrc-audio-level",
 ];

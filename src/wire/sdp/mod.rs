@@ -15,8 +15,8 @@ mod parse;
 mod tests;
 
 pub use answer::{
-    answer, payload_type_map, Answer, AnswerParams, NegotiatedMedia, Role, MAX_LAYERS, MID_URI,
-    REPAIRED_RTP_STREAM_ID, RTP_STREAM_ID, TRANSPORT_WIDE_CC,
+    answer, payload_type_map, Answer, AnswerParams, NegotiatedMedia, Role, ABS_SEND_TIME,
+    MAX_LAYERS, MID_URI, REPAIRED_RTP_STREAM_ID, RTP_STREAM_ID, TRANSPORT_WIDE_CC,
 };
 pub use parse::{parse_offer, parse_trickle_fragment};
 
