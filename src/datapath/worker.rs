@@ -18,6 +18,7 @@ mod commands;
 mod feedback;
 mod forward;
 mod receive;
+mod tcp;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -187,7 +188,9 @@ pub(crate) fn run(setup: WorkerSetup) {
         if now >= next_housekeeping {
             next_housekeeping = now + HOUSEKEEPING_EVERY;
             core.housekeeping(now);
+            io.housekeeping(now);
             let io_stats = io.stats();
+            core.count_tcp(&io_stats.tcp);
             core.counters.gso_sends = io_stats.gso_sends;
             core.counters.send_errors = core.counters.send_errors.max(io_stats.send_errors);
             if let Ok(mut shared) = stats.latency.try_lock() {
