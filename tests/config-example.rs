@@ -44,6 +44,7 @@ fn full_config() -> Config {
     config.auth.admin_token_file = Some(PathBuf::from("/a"));
     config.media.dtls_certificate_file = Some(PathBuf::from("/c"));
     config.media.dtls_key_file = Some(PathBuf::from("/k"));
+    config.media.tcp_port_base = Some(443);
     config
 }
 
