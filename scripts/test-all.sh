@@ -14,6 +14,10 @@ command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 # BiDi by puppeteer-core (pinned in the same lockfile).
 [ -x /usr/bin/firefox-esr ] || need_apt+=(firefox-esr)
 command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
+# tests/ice-tcp-browser.rs puts Chromium in a network namespace of its own (iproute2) whose
+# nftables output chain drops UDP to the relay.
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
 if [ ${#need_apt[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
