@@ -13,11 +13,17 @@
 //! `--extensions`: every packet carries a Chromium-like header extension block (abs-send-time,
 //! transport-wide sequence number, MID) and Tern's subscribers number extensions differently
 //! from the publisher, so each copy is renumbered (`copy_translating_extensions`).
+//! `--tcp`: also `tern-1w-tcp`, the one-worker run with every subscriber on ICE-TCP (RFC 4571
+//! framing, each read by its own thread), beside `tern-1w` on UDP in the same run (`tcp`).
+
+#[path = "relay-cost/tcp.rs"]
+mod tcp;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use tcp::{install_tcp, TcpSub};
 use tern::datapath::{
     Command, Datapath, DatapathConfig, ExtensionRewrite, IoMode, MediaKind, Placement, SessionKeys,
     SubscriptionParams, TrackRef,
@@ -44,6 +50,7 @@ struct Args {
     /// Egress packets per second the source aims for (default 200k: a busy worker).
     rate: u64,
     extensions: bool,
+    tcp: bool,
 }
 
 fn parse_args() -> Args {
@@ -54,6 +61,7 @@ fn parse_args() -> Args {
         profiles: vec![Profile::AeadAes128Gcm, Profile::Aes128CmHmacSha1_80],
         rate: 200_000,
         extensions: false,
+        tcp: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -61,6 +69,7 @@ fn parse_args() -> Args {
             "--json" => a.json = true,
             "--quick" => a.quick = true,
             "--extensions" => a.extensions = true,
+            "--tcp" => a.tcp = true,
             "--fanout" => {
                 let v = it.next().unwrap_or_default();
                 a.fanouts = v.split(',').filter_map(|x| x.trim().parse().ok()).collect();
@@ -93,7 +102,7 @@ fn parse_args() -> Args {
                     });
             }
             other => {
-                eprintln!("relay-cost: unknown argument '{other}' (use --json, --quick, --fanout L, --profile P, --rate N, --extensions)");
+                eprintln!("relay-cost: unknown argument '{other}' (use --json, --quick, --fanout L, --profile P, --rate N, --extensions, --tcp)");
                 std::process::exit(2);
             }
         }
@@ -166,7 +175,8 @@ fn session_keys(profile: Profile) -> SessionKeys {
     }
 }
 
-fn install(dp: &Datapath, worker: usize, id: u64, profile: Profile) -> Peer {
+/// Installs session `id` with its keys on `worker`, as the slow path would.
+fn add_session(dp: &Datapath, worker: usize, id: u64, profile: Profile) -> IceCredentials {
     let ice = IceCredentials {
         local_ufrag: format!("r{id}"),
         local_pwd: format!("pw-{id}-0123456789abcdef"),
@@ -188,6 +198,11 @@ fn install(dp: &Datapath, worker: usize, id: u64, profile: Profile) -> Peer {
         },
     )
     .expect("keys");
+    ice
+}
+
+fn install(dp: &Datapath, worker: usize, id: u64, profile: Profile) -> Peer {
+    let ice = add_session(dp, worker, id, profile);
     let sock = UdpSocket::bind("127.0.0.1:0").expect("peer socket");
     sock.set_read_timeout(Some(Duration::from_millis(100))).ok();
     let relay = dp.local_addr(worker);
@@ -323,8 +338,16 @@ fn baseline(profile: Profile, fanout: usize, egress_target: usize, rate: u64) ->
     spent as f64 / egress as f64
 }
 
-/// Tern with `workers` workers: CPU ns of the worker threads per egress packet.
-fn tern(profile: Profile, workers: usize, fanout: usize, egress_target: usize, rate: u64) -> f64 {
+/// Tern with `workers` workers: CPU ns of the worker threads per egress packet; with `tcp`, the
+/// subscribers are on ICE-TCP (and packets dropped for a lagging reader are not egress).
+fn tern(
+    profile: Profile,
+    workers: usize,
+    fanout: usize,
+    egress_target: usize,
+    rate: u64,
+    tcp: bool,
+) -> f64 {
     let cores = core_ids();
     let placement = if cores.len() >= 2 && workers == 1 {
         Placement::Fixed(vec![cores[1]])
@@ -342,9 +365,14 @@ fn tern(profile: Profile, workers: usize, fanout: usize, egress_target: usize, r
     };
     let dp = Datapath::start(cfg).expect("datapath");
     let publisher = install(&dp, 0, 1, profile);
-    let subs: Vec<Peer> = (0..fanout)
-        .map(|i| install(&dp, i % workers, 100 + i as u64, profile))
-        .collect();
+    let (mut subs, mut tcp_subs): (Vec<Peer>, Vec<TcpSub>) = (Vec::new(), Vec::new());
+    for i in 0..fanout {
+        let (w, id) = (i % workers, 100 + i as u64);
+        match tcp {
+            false => subs.push(install(&dp, w, id, profile)),
+            true => tcp_subs.push(install_tcp(&dp, w, id, profile)),
+        }
+    }
     dp.send(
         0,
         Command::Publish {
@@ -385,7 +413,11 @@ fn tern(profile: Profile, workers: usize, fanout: usize, egress_target: usize, r
     std::thread::sleep(Duration::from_millis(200));
     let tids = worker_tids(workers);
     let before: u64 = tids.iter().map(|&t| thread_cpu_ns(Some(t))).sum();
-    let out_before = dp.total_counters().media_out;
+    let sent = |dp: &Datapath| {
+        let c = dp.total_counters();
+        c.media_out - c.tcp_dropped_send_buffer_full
+    };
+    let out_before = sent(&dp);
     send_paced(
         profile,
         fanout,
@@ -396,8 +428,16 @@ fn tern(profile: Profile, workers: usize, fanout: usize, egress_target: usize, r
     );
     std::thread::sleep(Duration::from_millis(300));
     let after: u64 = tids.iter().map(|&t| thread_cpu_ns(Some(t))).sum();
-    let egress = dp.total_counters().media_out - out_before;
+    let egress = sent(&dp) - out_before;
+    let dropped = dp.total_counters().tcp_dropped_send_buffer_full;
+    if dropped > 0 {
+        eprintln!("relay-cost: {dropped} packets dropped for lagging TCP readers (not counted)");
+    }
+    drop(dp); // closes the TCP connections, which ends their drain threads
     drop(subs);
+    for s in tcp_subs {
+        s.finish();
+    }
     if egress == 0 {
         eprintln!("relay-cost: no egress packets counted");
         return f64::NAN;
@@ -437,26 +477,39 @@ fn main() {
     for &profile in &args.profiles {
         for &fanout in &args.fanouts {
             // Median of `reps` runs each, interleaved, so drift hits every implementation alike.
-            let (mut fs, mut t1s, mut t2s, mut bs) =
-                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let (mut fs, mut t1s, mut t2s, mut bs, mut tcps) = (
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                vec![f64::NAN],
+            );
             for _ in 0..reps {
                 fs.push(floor(profile, egress));
-                t1s.push(tern(profile, 1, fanout, egress, args.rate));
-                t2s.push(tern(profile, 2, fanout, egress, args.rate));
+                t1s.push(tern(profile, 1, fanout, egress, args.rate, false));
+                if args.tcp {
+                    tcps.push(tern(profile, 1, fanout, egress, args.rate, true));
+                }
+                t2s.push(tern(profile, 2, fanout, egress, args.rate, false));
                 bs.push(baseline(profile, fanout, egress, args.rate));
             }
+            if args.tcp {
+                tcps.remove(0);
+            }
             let (f, t1, t2, b) = (median(fs), median(t1s), median(t2s), median(bs));
+            let tcp = median(tcps);
             for (imp, v) in [
                 ("floor", f),
                 ("tern-1w", t1),
                 ("tern-2w", t2),
                 ("baseline", b),
+                ("tern-1w-tcp", tcp),
             ] {
-                if args.json {
+                if args.json && !v.is_nan() {
                     println!("{{\"impl\": \"{imp}\", \"profile\": \"{}\", \"fanout\": {fanout}, \"cpu_ns_per_egress\": {v:.1}}}", profile.name());
                 }
             }
-            rows.push((profile, fanout, f, t1, t2, b));
+            rows.push((profile, fanout, f, t1, t2, b, tcp));
         }
     }
     if !args.json {
@@ -476,7 +529,7 @@ fn main() {
             "2w/1w",
             "base/1w"
         );
-        for (p, fanout, f, t1, t2, b) in rows {
+        for &(p, fanout, f, t1, t2, b, _) in &rows {
             println!(
                 "{:<24} {:>6} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>9.3} {:>9.3} {:>9.3}",
                 p.name(),
@@ -489,6 +542,21 @@ fn main() {
                 t2 / t1,
                 b / t1
             );
+        }
+        if args.tcp {
+            println!("# ICE-TCP subscribers, one worker, same run");
+            let head = ("profile", "fanout", "tern-1w", "1w-tcp", "tcp/udp");
+            println!(
+                "{:<24} {:>6} {:>10} {:>10} {:>9}",
+                head.0, head.1, head.2, head.3, head.4
+            );
+            for (p, fanout, _, t1, _, _, tcp) in rows {
+                let name = p.name();
+                println!(
+                    "{name:<24} {fanout:>6} {t1:>10.1} {tcp:>10.1} {:>9.3}",
+                    tcp / t1
+                );
+            }
         }
     }
 }
