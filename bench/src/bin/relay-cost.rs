@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use tcp::{install_tcp, TcpSub};
 use tern::datapath::{
     Command, Datapath, DatapathConfig, ExtensionRewrite, IoMode, MediaKind, Placement, SessionKeys,
-    SubscriptionParams, TrackRef,
+    SubscriptionParams, TcpConfig, TrackRef,
 };
 use tern::ice::IceCredentials;
 use tern::srtp::{Profile, SrtpContext};
@@ -361,6 +361,11 @@ fn tern(
             mode: IoMode::Auto,
             ..Default::default()
         },
+        // Every subscriber connects from 127.0.0.1.
+        tcp: Some(TcpConfig {
+            connections_per_ip: 1024,
+            ..TcpConfig::default()
+        }),
         ..DatapathConfig::default()
     };
     let dp = Datapath::start(cfg).expect("datapath");

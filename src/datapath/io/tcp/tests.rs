@@ -1,4 +1,7 @@
 use std::net::{TcpListener, TcpStream};
+use std::time::Instant;
+
+use super::super::send::SendQueue;
 
 use super::*;
 

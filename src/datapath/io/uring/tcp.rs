@@ -139,7 +139,6 @@ impl UringIo {
             // `tx_len` bytes from `tx_head` this chunk belongs to.
             unsafe { push_entry(ring, submits, &e)? };
             c.send_busy = true;
-            c.send_len = len;
         }
         t.scratch = scratch;
         self.arm_tcp_recvs()
