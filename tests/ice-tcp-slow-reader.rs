@@ -23,6 +23,18 @@ fn payload(seq: u16) -> Vec<u8> {
     (0..1000).map(|i| (i as u16 ^ seq) as u8).collect()
 }
 
+/// (sequence number, payload intact) of each packet `recv` returns, up to `PACKETS` or 30 s.
+fn received(mut recv: impl FnMut(Instant) -> Option<Vec<u8>>) -> Vec<(u16, bool)> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    (0..PACKETS)
+        .map_while(|_| recv(deadline))
+        .map(|p| {
+            let seq = u16::from_be_bytes([p[2], p[3]]);
+            (seq, p[12..] == payload(seq)[..])
+        })
+        .collect()
+}
+
 /// This process's resident memory, in KiB.
 fn rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -72,30 +84,8 @@ fn run(mode: IoMode) {
     thread::sleep(Duration::from_millis(200));
 
     let readers = [
-        thread::spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            (0..PACKETS)
-                .map_while(|_| udp_sub.recv_rtp(deadline))
-                .map(|p| {
-                    (
-                        u16::from_be_bytes([p[2], p[3]]),
-                        p[12..] == payload(p[3].into())[..],
-                    )
-                })
-                .collect::<Vec<_>>()
-        }),
-        thread::spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            (0..PACKETS)
-                .map_while(|_| tcp_sub.recv_rtp(deadline))
-                .map(|p| {
-                    (
-                        u16::from_be_bytes([p[2], p[3]]),
-                        p[12..] == payload(p[3].into())[..],
-                    )
-                })
-                .collect::<Vec<_>>()
-        }),
+        thread::spawn(move || received(|deadline| udp_sub.recv_rtp(deadline))),
+        thread::spawn(move || received(|deadline| tcp_sub.recv_rtp(deadline))),
     ];
 
     let start = Instant::now();

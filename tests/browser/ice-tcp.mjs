@@ -3,7 +3,7 @@
 // passes when each has decoded more than FRAMES video frames and every peer connection's
 // selected candidate pair runs over the transport named first (its local and remote candidate
 // both have that protocol; over TCP, Chromium's side is the active one).
-import { launch, openTab, framesDecoded, until, fail } from "./tabs.mjs";
+import { launch, openTab, decodeEach, fail } from "./tabs.mjs";
 
 const FRAMES = 30;
 const TIMEOUT_MS = 40_000;
@@ -35,17 +35,11 @@ function selectedPairs(tab) {
 
 const browser = await launch();
 const tabs = [await openTab(browser, "A", urls[0]), await openTab(browser, "B", urls[1])];
-const decoded = [0, 0];
-const started = Date.now();
-const ok = await until(TIMEOUT_MS, async () => {
-  for (const [i, tab] of tabs.entries()) decoded[i] = await framesDecoded(tab);
-  return decoded.every((n) => n > FRAMES);
-});
-if (!ok) await fail(`frames decoded A=${decoded[0]} B=${decoded[1]}, want > ${FRAMES} each within ${TIMEOUT_MS} ms`, tabs, browser);
+const { counts, ms } = await decodeEach(tabs, FRAMES, TIMEOUT_MS, browser);
 const pairs = [...(await selectedPairs(tabs[0])), ...(await selectedPairs(tabs[1]))];
 // Each tab publishes once and subscribes once.
 if (pairs.length !== 4 || !pairs.every((p) => p.local === want && p.remote === want)) {
   await fail(`selected candidate pairs ${JSON.stringify(pairs)}, want 4 over ${want}`, tabs, browser);
 }
-console.log(`ok: frames decoded A=${decoded[0]} B=${decoded[1]} after ${Date.now() - started} ms over ${want}: ${JSON.stringify(pairs)}`);
+console.log(`ok: frames decoded ${counts} after ${ms} ms over ${want}: ${JSON.stringify(pairs)}`);
 await browser.close();

@@ -112,12 +112,7 @@ pub async fn run_script_with_flags(
     args: Vec<String>,
     chromium_flags: &str,
 ) -> ScriptOutput {
-    require_tools();
-    let script = browser_dir().join(script);
-    let flags = chromium_flags.to_string();
-    tokio::task::spawn_blocking(move || run_blocking(&script, &args, &flags, None))
-        .await
-        .expect("script runner")
+    spawn_script(script, args, chromium_flags, None).await
 }
 
 /// `run_script_with_flags` inside network namespace `netns` (`ip netns exec`): node and its
@@ -128,10 +123,19 @@ pub async fn run_script_in_netns(
     args: Vec<String>,
     chromium_flags: &str,
 ) -> ScriptOutput {
+    spawn_script(script, args, chromium_flags, Some(netns)).await
+}
+
+async fn spawn_script(
+    script: &str,
+    args: Vec<String>,
+    chromium_flags: &str,
+    netns: Option<&str>,
+) -> ScriptOutput {
     require_tools();
     let script = browser_dir().join(script);
-    let (netns, flags) = (netns.to_string(), chromium_flags.to_string());
-    tokio::task::spawn_blocking(move || run_blocking(&script, &args, &flags, Some(&netns)))
+    let (flags, netns) = (chromium_flags.to_string(), netns.map(str::to_string));
+    tokio::task::spawn_blocking(move || run_blocking(&script, &args, &flags, netns.as_deref()))
         .await
         .expect("script runner")
 }

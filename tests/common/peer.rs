@@ -109,6 +109,20 @@ pub fn binding_request_for(
     buf
 }
 
+/// Whether a packet the relay sent is RTP (not RTCP, STUN or DTLS).
+pub fn is_rtp(d: &[u8]) -> bool {
+    d.len() > 1 && d[0] >> 6 == 2 && !(192..=223).contains(&d[1])
+}
+
+/// Unprotects an SRTP packet from the relay with the session's key (it must verify).
+pub fn unprotect_rtp(rx: &mut SrtpContext, mut d: Vec<u8>) -> Vec<u8> {
+    let n = rx
+        .unprotect_rtp(&mut d)
+        .expect("relay's SRTP verifies with the session key");
+    d.truncate(n);
+    d
+}
+
 /// A plaintext RTP packet: header (no extension) and payload.
 pub fn rtp_packet(pt: u8, ssrc: u32, seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
     let mut buf = vec![0x80, pt];
@@ -231,19 +245,14 @@ impl Peer {
 
     /// The next RTP packet (decrypted), skipping RTCP and STUN, before `deadline`.
     pub fn recv_rtp(&mut self, deadline: Instant) -> Option<Vec<u8>> {
-        while let Some(mut d) = self.recv_raw(deadline) {
-            if d.len() > 1 && d[0] >> 6 == 2 && !(192..=223).contains(&d[1]) {
+        while let Some(d) = self.recv_raw(deadline) {
+            if is_rtp(&d) {
                 let seq = u16::from_be_bytes([d[2], d[3]]);
                 if let Some(i) = self.lose.iter().position(|&l| l == seq) {
                     self.lose.swap_remove(i);
                     continue;
                 }
-                let n = self
-                    .rx
-                    .unprotect_rtp(&mut d)
-                    .expect("relay's SRTP verifies with the session key");
-                d.truncate(n);
-                return Some(d);
+                return Some(unprotect_rtp(&mut self.rx, d));
             }
         }
         None

@@ -12,7 +12,9 @@ use tern::ice::IceCredentials;
 use tern::srtp::SrtpContext;
 use tern::wire::stun::{StunClass, StunMessage};
 
-use super::peer::{binding_request_for, install_session, rtp_packet, PROFILE};
+use super::peer::{
+    binding_request_for, install_session, is_rtp, rtp_packet, unprotect_rtp, PROFILE,
+};
 
 /// A peer with its TCP connection, the relay session it talks to and its SRTP state.
 pub struct TcpPeer {
@@ -140,14 +142,9 @@ impl TcpPeer {
 
     /// The next RTP packet (decrypted), skipping RTCP and STUN, before `deadline`.
     pub fn recv_rtp(&mut self, deadline: Instant) -> Option<Vec<u8>> {
-        while let Some(mut d) = self.recv_frame(deadline) {
-            if d.len() > 1 && d[0] >> 6 == 2 && !(192..=223).contains(&d[1]) {
-                let n = self
-                    .rx
-                    .unprotect_rtp(&mut d)
-                    .expect("relay's SRTP verifies with the session key");
-                d.truncate(n);
-                return Some(d);
+        while let Some(d) = self.recv_frame(deadline) {
+            if is_rtp(&d) {
+                return Some(unprotect_rtp(&mut self.rx, d));
             }
         }
         None
