@@ -18,6 +18,8 @@ command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
 # nftables output chain drops UDP to the relay.
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
+# Cluster tests (tests/cluster-*.rs) start Debian's etcd themselves.
+[ -x /usr/bin/etcd ] || need_apt+=(etcd-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq

@@ -11,6 +11,7 @@
 //! `*_file` can be read and is not empty. It does no I/O beyond reading the config and those
 //! files, and it never starts anything.
 
+mod cluster;
 mod source;
 mod validate;
 mod values;
@@ -22,6 +23,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::datapath::{DatapathConfig, IoConfig, IoMode, Placement, TcpConfig};
+pub use cluster::{valid_node_id, ClusterConfig};
 use source::Source;
 pub use values::Workers;
 
@@ -51,6 +53,9 @@ pub struct Config {
     pub lifecycle: LifecycleConfig,
     /// `[log]`: logging.
     pub log: LogConfig,
+    /// `[cluster]`: one node of a cluster on etcd (absent: a single appliance).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// `[http]`.

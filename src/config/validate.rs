@@ -16,7 +16,11 @@ pub(crate) fn check(config: &mut Config, source: &Source<'_>) -> Result<(), Conf
         return Err(source.error(field, reason));
     }
     auth(config, source)?;
-    limits(config, source)
+    limits(config, source)?;
+    match &config.cluster {
+        Some(cluster) => super::cluster::check(cluster, source),
+        None => Ok(()),
+    }
 }
 
 fn lifecycle(config: &mut Config, source: &Source<'_>) -> Result<(), ConfigError> {

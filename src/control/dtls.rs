@@ -380,6 +380,100 @@ pub async fn accept_with_stats(
     })
 }
 
+/// Run a DTLS 1.2 client handshake, for a pull from another node of the cluster (the origin is
+/// the server, as for every other session of its). Same suites and extended master secret as
+/// the server side; it offers `Profile::ALL` in Tern's order (the origin's server picks the first
+/// it supports), presents `identity`, and refuses a server whose certificate is not
+/// `expected_fingerprint` (signalled by the origin over the cluster's authenticated HTTP).
+pub async fn connect(
+    identity: &DtlsIdentity,
+    incoming: mpsc::Receiver<Vec<u8>>,
+    outgoing: mpsc::Sender<Vec<u8>>,
+    expected_fingerprint: Fingerprint,
+    timeout: Duration,
+    stats: Arc<DtlsStats>,
+) -> Result<DtlsOutcome, DtlsError> {
+    install_crypto_provider();
+    let conn = Arc::new(ChannelConn::new(
+        Vec::new(),
+        incoming,
+        outgoing,
+        Arc::clone(&stats),
+    ));
+    let input_closed = Arc::clone(&conn.input_closed);
+    let mismatch = Arc::new(AtomicBool::new(false));
+    let expected = expected_fingerprint.clone();
+    let flag = Arc::clone(&mismatch);
+    let config = Config {
+        certificates: vec![identity.certificate.clone()],
+        cipher_suites: CIPHER_SUITES.to_vec(),
+        srtp_protection_profiles: Profile::ALL.iter().map(|p| profile_to_dtls(*p)).collect(),
+        extended_master_secret: ExtendedMasterSecretType::Require,
+        // The server's certificate is self-signed: it is checked against the fingerprint, not
+        // a CA.
+        insecure_skip_verify: true,
+        verify_peer_certificate: Some(Arc::new(move |certs: &[Vec<u8>], _| match certs.first() {
+            Some(der) if expected.matches(der) => Ok(()),
+            _ => {
+                flag.store(true, Ordering::SeqCst);
+                Err(dtls::Error::Other(
+                    "certificate fingerprint mismatch".to_owned(),
+                ))
+            }
+        })),
+        ..Config::default()
+    };
+    let deadline = Instant::now() + timeout;
+    let handshake = DTLSConn::new(conn, config, true, None);
+    let dtls = tokio::select! {
+        r = handshake => r.map_err(|e| {
+            if mismatch.load(Ordering::SeqCst) {
+                DtlsError::FingerprintMismatch
+            } else {
+                DtlsError::Handshake(e.to_string())
+            }
+        })?,
+        _ = tokio::time::sleep_until(deadline) => return Err(DtlsError::Timeout),
+        _ = input_closed.notified() => return Err(DtlsError::Closed),
+    };
+    let state = dtls.connection_state().await;
+    let peer_certificate = state
+        .peer_certificates
+        .first()
+        .cloned()
+        .ok_or(DtlsError::NoPeerCertificate)?;
+    if !expected_fingerprint.matches(&peer_certificate) {
+        return Err(DtlsError::FingerprintMismatch);
+    }
+    let profile = profile_from_dtls(dtls.selected_srtpprotection_profile())
+        .ok_or(DtlsError::UnsupportedProfile)?;
+    let material = state
+        .export_keying_material(
+            EXPORTER_LABEL,
+            &[],
+            2 * (profile.key_len() + profile.salt_len()),
+        )
+        .await
+        .map_err(|e| DtlsError::Export(e.to_string()))?;
+    let server_side = split_keying_material(profile, &material);
+    // We are the client: what we protect with is the client's half.
+    let keys = SessionKeys {
+        profile,
+        local_key: server_side.remote_key,
+        local_salt: server_side.remote_salt,
+        remote_key: server_side.local_key,
+        remote_salt: server_side.local_salt,
+    };
+    if let Some(i) = profile_index(profile) {
+        stats.srtp_sessions[i].fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(DtlsOutcome {
+        keys,
+        profile,
+        association: DtlsAssociation::new(dtls, stats, peer_certificate),
+    })
+}
+
 /// Reads the client's datagrams until its first ClientHello says which SRTP profile Tern wants
 /// (or why it cannot), keeping every datagram for the crate. `None` if the queue closed first.
 async fn read_client_hello(

@@ -25,6 +25,8 @@ use super::auth::{self, Action};
 use super::metrics;
 use super::relay::{ApiError, Created, Relay};
 
+mod cluster;
+
 /// Per-address request budget (token bucket).
 #[derive(Debug, Default)]
 pub struct RateLimiter {
@@ -95,6 +97,24 @@ pub fn router(relay: Arc<Relay>, max_body: usize) -> Router {
         .route("/admin/sessions", get(admin_sessions))
         .route("/admin/sessions/{id}", delete(admin_end_session))
         .route("/admin/revoke", post(admin_revoke))
+        .route(
+            "/nodes/{node}/session/{id}",
+            delete(cluster::node_session_delete).patch(cluster::node_session_patch),
+        )
+        .route(
+            "/nodes/{node}/session/{id}/layer",
+            post(cluster::node_session_layer),
+        )
+        .route("/cluster/link", post(cluster::open_link))
+        .route("/cluster/dial", post(cluster::dial))
+        .route(
+            "/cluster/link/{id}/streams/{room}/{stream}",
+            post(cluster::link_stream).delete(cluster::unlink_stream),
+        )
+        .route(
+            "/cluster/forward/{kind}/{room}/{stream}",
+            post(cluster::forwarded_offer),
+        )
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(app.clone(), guard))
         .with_state(app)
@@ -110,9 +130,10 @@ async fn guard(
     let origin = req.headers().get(header::ORIGIN).cloned();
     let mut response = if req.method() == Method::OPTIONS {
         StatusCode::NO_CONTENT.into_response()
-    } else if !app
-        .limiter
-        .allow(peer.ip(), app.relay.policy().requests_per_minute)
+    } else if !cluster::from_node(&app, req.headers())
+        && !app
+            .limiter
+            .allow(peer.ip(), app.relay.policy().requests_per_minute)
     {
         let mut r = ApiError::new(429, "too many requests from this address").into_response();
         r.headers_mut()
@@ -176,14 +197,19 @@ fn sdp_body(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiError> {
     String::from_utf8(body.to_vec()).map_err(|_| ApiError::new(400, "the offer is not UTF-8"))
 }
 
-fn created_response(c: Created) -> Response {
+fn created_response(app: &App, c: Created) -> Response {
     let mut r = (StatusCode::CREATED, c.answer).into_response();
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/sdp"),
     );
-    if let Ok(v) = HeaderValue::from_str(&format!("/session/{}", c.session)) {
+    // In a cluster the URL names the node, so that PATCH and DELETE reach it from any node.
+    let location = match &app.relay.settings.cluster {
+        Some(cluster) => format!("/nodes/{}/session/{}", cluster.node_id(), c.session),
+        None => format!("/session/{}", c.session),
+    };
+    if let Ok(v) = HeaderValue::from_str(&location) {
         h.insert(header::LOCATION, v);
     }
     if let Ok(v) = HeaderValue::from_str(&c.etag) {
@@ -212,7 +238,7 @@ async fn whip(
 }
 
 #[derive(serde::Deserialize)]
-struct WhepQuery {
+struct LayerRequestQuery {
     /// The simulcast layer (RID) to receive; the publisher's first by default.
     layer: Option<String>,
 }
@@ -221,7 +247,7 @@ async fn whep(
     State(app): State<App>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((room, stream)): Path<(String, String)>,
-    Query(q): Query<WhepQuery>,
+    Query(q): Query<LayerRequestQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -239,34 +265,49 @@ async fn offer_answer(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let (client, forwarded) = cluster::client_ip(&app, &headers, peer);
+    if let Some(c) = &app.relay.settings.cluster {
+        c.health()
+            .map_err(|why| ApiError::cluster_unavailable(&why))?;
+        if !forwarded && !app.relay.takes_sessions() {
+            // Placed on another node; nobody without a valid token gets forwarded.
+            app.relay
+                .authorize(bearer(&headers), action, &room, &stream, client)
+                .await?;
+            let kind = (action, layer.as_deref());
+            return cluster::forward_offer(&app, kind, (&room, &stream), &headers, body, client)
+                .await;
+        }
+    }
     if app.relay.draining.load(Ordering::Relaxed) {
         return Err(ApiError::draining());
     }
     let grant = app
         .relay
-        .authorize(bearer(&headers), action, &room, &stream, peer.ip())
+        .authorize(bearer(&headers), action, &room, &stream, client)
         .await?;
     let offer = sdp_body(&headers, &body)?;
     let created = match action {
         Action::Publish => {
             app.relay
-                .publish(grant, &room, &stream, &offer, peer.ip())
+                .publish(grant, &room, &stream, &offer, client)
                 .await?
         }
         Action::Subscribe => {
+            app.relay.ensure_stream(&room, &stream).await?;
             app.relay
-                .subscribe(grant, (&room, &stream), layer.as_deref(), &offer, peer.ip())
+                .subscribe(grant, (&room, &stream), layer.as_deref(), &offer, client)
                 .await?
         }
     };
-    Ok(created_response(created))
+    Ok(created_response(&app, created))
 }
 
 /// The session's room/stream/role, after checking that the token may act on it.
 async fn owned_session(
     app: &App,
     headers: &HeaderMap,
-    peer: SocketAddr,
+    client: IpAddr,
     id: u64,
 ) -> Result<super::rooms::SessionInfo, ApiError> {
     let info = app
@@ -281,9 +322,11 @@ async fn owned_session(
     let action = match info.role {
         super::rooms::SessionRole::Publisher => Action::Publish,
         super::rooms::SessionRole::Subscriber => Action::Subscribe,
+        // Links between nodes are ended by the nodes, never by a client's token.
+        super::rooms::SessionRole::Link => return Err(ApiError::new(404, "no such session")),
     };
     app.relay
-        .authorize(bearer(headers), action, &info.room, &info.stream, peer.ip())
+        .authorize(bearer(headers), action, &info.room, &info.stream, client)
         .await?;
     Ok(info)
 }
@@ -304,13 +347,25 @@ async fn switch_layer(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    owned_session(&app, &headers, peer, id).await?;
+    let (client, _) = cluster::client_ip(&app, &headers, peer);
+    switch_layer_of(&app, client, id, &headers, &body).await
+}
+
+async fn switch_layer_of(
+    app: &App,
+    client: IpAddr,
+    id: u64,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<StatusCode, ApiError> {
+    let headers = headers.clone();
+    owned_session(app, &headers, client, id).await?;
     require_content_type(
         &headers,
         "application/json",
         "the body must be application/json",
     )?;
-    let request: LayerRequest = serde_json::from_slice(&body)
+    let request: LayerRequest = serde_json::from_slice(body)
         .map_err(|e| ApiError::new(400, format!("expected {{\"layer\": \"<rid>\"}}: {e}")))?;
     app.relay.switch_layer(id, &request.layer)?;
     Ok(StatusCode::NO_CONTENT)
@@ -322,7 +377,17 @@ async fn end_session(
     Path(id): Path<u64>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    owned_session(&app, &headers, peer, id).await?;
+    let (client, _) = cluster::client_ip(&app, &headers, peer);
+    end_session_of(&app, client, id, &headers).await
+}
+
+async fn end_session_of(
+    app: &App,
+    client: IpAddr,
+    id: u64,
+    headers: &HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    owned_session(app, headers, client, id).await?;
     app.relay.end_session(id);
     Ok(StatusCode::OK)
 }
@@ -334,9 +399,20 @@ async fn patch_session(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let info = owned_session(&app, &headers, peer, id).await?;
+    let (client, _) = cluster::client_ip(&app, &headers, peer);
+    patch_session_of(&app, client, id, &headers, &body).await
+}
+
+async fn patch_session_of(
+    app: &App,
+    client: IpAddr,
+    id: u64,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let info = owned_session(app, headers, client, id).await?;
     require_content_type(
-        &headers,
+        headers,
         "application/trickle-ice-sdpfrag",
         "PATCH takes application/trickle-ice-sdpfrag",
     )?;
@@ -387,14 +463,27 @@ async fn room_events(
     app.relay
         .authorize(token.as_deref(), Action::Subscribe, &room, "*", peer.ip())
         .await?;
-    let (now, rx) = {
+    let (mut now, rx) = {
         let mut reg = app.relay.registry.lock().unwrap_or_else(|p| p.into_inner());
         let now = reg.published(&room);
         (now, reg.room(&room).events.subscribe())
     };
+    if let Some(cluster) = &app.relay.settings.cluster {
+        // Streams other nodes originate, as every node's feed lists them.
+        for (stream, identity) in cluster.remote_streams(&room) {
+            now.push(super::rooms::RoomEvent::Published { stream, identity });
+        }
+        if app.relay.draining.load(Ordering::Relaxed) {
+            now.push(super::rooms::RoomEvent::Reconnect);
+        }
+    }
     let initial = stream::iter(now);
     let live = BroadcastStream::new(rx).filter_map(|e| async move { e.ok() });
-    let events = initial.chain(live).map(|e| {
+    let mut stopping = app.relay.stopping.subscribe();
+    let stopped = async move {
+        let _ = stopping.wait_for(|s| *s).await;
+    };
+    let events = initial.chain(live).take_until(stopped).map(|e| {
         let json = serde_json::to_string(&e).unwrap_or_default();
         Ok(SseEvent::default().data(json))
     });
@@ -410,7 +499,9 @@ async fn readyz(State(app): State<App>) -> Response {
 }
 
 async fn metrics_text(State(app): State<App>) -> Response {
-    let mut r = metrics::render(&app.relay.dp, &app.relay.dtls_stats).into_response();
+    let mut text = metrics::render(&app.relay.dp, &app.relay.dtls_stats);
+    text.push_str(&app.relay.cluster_metrics());
+    let mut r = text.into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4"),
@@ -486,6 +577,13 @@ async fn admin_revoke(
         std::time::SystemTime::now(),
     );
     let ended = app.relay.expire_sessions(std::time::SystemTime::now());
+    if let Some(cluster) = &app.relay.settings.cluster {
+        // Every other node applies it from the watch (within a second).
+        cluster
+            .revoke(&req.identity, req.room.as_deref())
+            .await
+            .map_err(|e| ApiError::cluster_unavailable(&format!("revoked here only: {e}")))?;
+    }
     Ok(axum::Json(serde_json::json!({ "ended": ended })).into_response())
 }
 

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use super::auth::{
     self, Action, AuthError, Grant, Revocations, TokenVerifier, Webhook, WebhookRequest,
 };
+use super::cluster::{ClaimError, Cluster};
 use super::dtls::{self, DtlsIdentity};
 use super::dtls::{DtlsStats, Fingerprint, FingerprintAlgorithm};
 use super::rooms::{Feed, PublishedTrack, Registry, RoomEvent, SessionInfo, SessionRole};
@@ -21,6 +22,8 @@ use crate::datapath::{Command, Datapath, Event, SessionId, SubscriptionParams, T
 use crate::ice::IceCredentials;
 use crate::wire::keyframe::VideoCodec;
 use crate::wire::sdp::{self, AnswerParams, Role};
+
+pub(crate) mod cascade;
 
 /// Why a signalling request failed: an HTTP status and a reason safe to show the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +44,15 @@ impl ApiError {
 }
 
 impl ApiError {
+    /// 503 with Retry-After while the node cannot reach etcd.
+    pub fn cluster_unavailable(why: &str) -> Self {
+        Self {
+            status: 503,
+            reason: format!("cluster unavailable: {why}"),
+            retry_after: Some(2),
+        }
+    }
+
     /// 503 with Retry-After while the relay drains.
     pub fn draining() -> Self {
         Self {
@@ -67,6 +79,8 @@ pub struct RelaySettings {
     pub advertised: Option<IpAddr>,
     /// How often the webhook is asked again about live sessions (None: never).
     pub webhook_recheck: Option<Duration>,
+    /// This node's part in a cluster (`[cluster]`), if any.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 impl Default for RelaySettings {
@@ -75,6 +89,7 @@ impl Default for RelaySettings {
             dtls_timeout: Duration::from_secs(10),
             advertised: None,
             webhook_recheck: Some(Duration::from_secs(30)),
+            cluster: None,
         }
     }
 }
@@ -148,6 +163,20 @@ pub struct Relay {
     pub draining: AtomicBool,
     /// DTLS counters of every session's handshake (resent final flights, drops, …).
     pub dtls_stats: Arc<DtlsStats>,
+    /// Cluster: the link with each other node, by its id (one per pair, opened by either).
+    links: Mutex<HashMap<String, cascade::Link>>,
+    /// Cluster: one pull is set up at a time, and one link.
+    pull_setup: tokio::sync::Mutex<()>,
+    link_setup: tokio::sync::Mutex<()>,
+    /// The slow path's runtime, for tasks started from the event thread.
+    runtime: tokio::runtime::Handle,
+    /// This relay, for tasks it starts from `&self`.
+    me: std::sync::Weak<Relay>,
+    /// Set when the relay stops: long-lived responses (room feeds) end, so that the HTTP
+    /// server's graceful shutdown does not wait for them.
+    pub stopping: tokio::sync::watch::Sender<bool>,
+    /// Sessions waiting for their first authenticated address (pulls wait before DTLS).
+    bound_waiters: Mutex<HashMap<SessionId, tokio::sync::oneshot::Sender<()>>>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -204,6 +233,7 @@ impl SessionInfo {
             mids: offer.media.iter().map(|m| m.mid.clone()).collect(),
             connected: false,
             feeds: Vec::new(),
+            peer_node: None,
         }
     }
 }
@@ -213,14 +243,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Relay {
-    /// A relay over a started datapath.
+    /// A relay over a started datapath. Call from within the slow path's tokio runtime.
     pub fn new(
         dp: Arc<Datapath>,
         identity: Arc<DtlsIdentity>,
         policy: Policy,
         settings: RelaySettings,
     ) -> Arc<Self> {
-        Arc::new(Self {
+        Arc::new_cyclic(|me| Self {
+            me: me.clone(),
+            stopping: tokio::sync::watch::channel(false).0,
             dp,
             identity,
             policy: RwLock::new(Arc::new(policy)),
@@ -232,6 +264,11 @@ impl Relay {
             next_track: AtomicU32::new(1),
             draining: AtomicBool::new(false),
             dtls_stats: Arc::new(DtlsStats::default()),
+            links: Mutex::new(HashMap::new()),
+            pull_setup: tokio::sync::Mutex::new(()),
+            link_setup: tokio::sync::Mutex::new(()),
+            runtime: tokio::runtime::Handle::current(),
+            bound_waiters: Mutex::new(HashMap::new()),
         })
     }
 
@@ -286,6 +323,27 @@ impl Relay {
         sdp::parse_offer(offer_sdp).map_err(|e| ApiError::new(400, format!("bad offer: {e}")))
     }
 
+    /// Tells every room feed's listeners to connect again (to another node): this one drains.
+    pub fn announce_reconnect(&self) {
+        for room in lock(&self.registry).rooms.values() {
+            let _ = room.events.send(RoomEvent::Reconnect);
+        }
+    }
+
+    /// Whether this node takes a new client session itself: not while draining, nor (in a
+    /// cluster) beyond `cluster.max_sessions`.
+    pub fn takes_sessions(&self) -> bool {
+        if self.draining.load(Ordering::Relaxed) {
+            return false;
+        }
+        let max = self
+            .settings
+            .cluster
+            .as_ref()
+            .map_or(0, |c| c.config.max_sessions as usize);
+        max == 0 || lock(&self.registry).client_sessions() < max
+    }
+
     fn pick_worker(&self) -> usize {
         let counts = lock(&self.registry).sessions_per_worker(self.dp.worker_count());
         counts
@@ -335,7 +393,8 @@ impl Relay {
         {
             let mut reg = lock(&self.registry);
             let r = reg.room(room);
-            if r.streams.get(stream).is_some_and(|s| s.publisher.is_some()) {
+            let local = |s: &super::rooms::Stream| s.publisher.is_some() && s.pulled_from.is_none();
+            if r.streams.get(stream).is_some_and(local) {
                 return Err(ApiError::new(
                     409,
                     format!("stream '{stream}' is already published in this room"),
@@ -392,22 +451,46 @@ impl Relay {
             &offer,
         );
         let etag = info.etag.clone();
-        {
+        if let Some(cluster) = &self.settings.cluster {
+            // One origin per stream, cluster-wide (the same identity takes its stream over).
+            match cluster.claim((room, stream), &grant.identity, id).await {
+                Ok(()) => self.unpull(room, stream),
+                Err(ClaimError::Taken { node }) => {
+                    return Err(ApiError::new(
+                        409,
+                        format!(
+                            "stream '{stream}' is already published in this room (node {node})"
+                        ),
+                    ))
+                }
+                Err(ClaimError::Unavailable(why)) => {
+                    return Err(ApiError::cluster_unavailable(&why))
+                }
+            }
+        }
+        let taken = {
             let mut reg = lock(&self.registry);
             let s = reg
                 .room(room)
                 .streams
                 .entry(stream.to_string())
                 .or_default();
-            if s.publisher.is_some() {
-                return Err(ApiError::new(
-                    409,
-                    format!("stream '{stream}' is already published in this room"),
-                ));
+            let taken = s.publisher.is_some();
+            if !taken {
+                s.publisher = Some(id);
+                s.publisher_worker = worker;
+                reg.sessions.insert(id, info);
             }
-            s.publisher = Some(id);
-            s.publisher_worker = worker;
-            reg.sessions.insert(id, info);
+            taken
+        };
+        if taken {
+            if let Some(cluster) = &self.settings.cluster {
+                cluster.release((room, stream), &grant.identity, id).await;
+            }
+            return Err(ApiError::new(
+                409,
+                format!("stream '{stream}' is already published in this room"),
+            ));
         }
         if let Err(e) = self.dp.send(worker, Command::AddSession { id, ice }) {
             self.forget(id);
@@ -440,8 +523,15 @@ impl Relay {
             }
             let _ = r.events.send(RoomEvent::Published {
                 stream: stream_s.clone(),
-                identity,
+                identity: identity.clone(),
             });
+            if let Some(cluster) = relay.settings.cluster.clone() {
+                relay.runtime.spawn(async move {
+                    cluster
+                        .mark_ready((&room_s, &stream_s), &identity, id)
+                        .await;
+                });
+            }
             Some(())
         });
         Ok(Created {
@@ -695,6 +785,10 @@ impl Relay {
         let Some(info) = reg.sessions.get_mut(&id) else {
             return Ok(());
         };
+        // A link carries every layer as it is, whatever the publisher stops.
+        if info.role.is_link() {
+            return Ok(());
+        }
         if !info.connected {
             return Ok(()); // installed from `feeds` when it connects
         }
@@ -732,6 +826,19 @@ impl Relay {
             self.end_session(id);
             return;
         };
+        self.spawn_dtls_as(id, worker, expected, false, connected);
+    }
+
+    /// [`Self::spawn_dtls`] with the peer's certificate fingerprint known, as the DTLS server
+    /// (`client` false: every client session) or the client (a pull from another node).
+    fn spawn_dtls_as(
+        self: &Arc<Self>,
+        id: SessionId,
+        worker: usize,
+        expected: Fingerprint,
+        client: bool,
+        connected: impl FnOnce(crate::datapath::SessionKeys) -> Option<()> + Send + 'static,
+    ) {
         let stats = Arc::clone(&self.dtls_stats);
         let (inbox, in_rx) = dtls::datagram_queue(Arc::clone(&stats));
         let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(64);
@@ -756,15 +863,12 @@ impl Relay {
         });
         let relay = Arc::clone(self);
         tokio::spawn(async move {
-            let result = dtls::accept_with_stats(
-                &relay.identity,
-                in_rx,
-                out_tx,
-                expected,
-                relay.settings.dtls_timeout,
-                stats,
-            )
-            .await;
+            let (identity, timeout) = (&relay.identity, relay.settings.dtls_timeout);
+            let result = if client {
+                dtls::connect(identity, in_rx, out_tx, expected, timeout, stats).await
+            } else {
+                dtls::accept_with_stats(identity, in_rx, out_tx, expected, timeout, stats).await
+            };
             match result {
                 Ok(outcome) => {
                     if connected(outcome.keys).is_none() {
@@ -805,45 +909,123 @@ impl Relay {
                 self.end_session(session);
             }
             Event::LayerActive { track, active } => self.layer_changed(track, active),
+            Event::Bound { session, .. } => {
+                if let Some(waiter) = lock(&self.bound_waiters).remove(&session) {
+                    let _ = waiter.send(());
+                }
+            }
             _ => {}
         }
     }
 
     /// Removes a session from the registry. When it was a stream's publisher, the stream's
     /// subscribers end too: their subscriptions name tracks that no longer exist, and a new
-    /// publisher gets new ones (the client subscribes again on the `published` event).
+    /// publisher gets new ones (the client subscribes again on the `published` event). Links
+    /// to other nodes are not ended with a stream: an edge's link loses that stream's feeds. A
+    /// link to an origin takes every stream pulled over it along.
     fn forget(&self, id: SessionId) {
         lock(&self.dtls_inboxes).remove(&id);
+        let mut released = None;
+        let mut linger = None;
         let orphans = {
             let mut reg = lock(&self.registry);
             let Some(info) = reg.sessions.remove(&id) else {
                 return;
             };
-            let room = reg.room(&info.room);
-            let mut unpublished = false;
             let mut orphans = Vec::new();
-            if let Some(s) = room.streams.get_mut(&info.stream) {
+            if info.role == SessionRole::Link {
+                if let Some(node) = &info.peer_node {
+                    lock(&self.links).retain(|n, l| !(n == node && l.session == id));
+                }
+                for room in reg.rooms.values_mut() {
+                    // Streams pulled over the link go, with their viewers; streams it carried
+                    // to the other node lose it as a subscriber.
+                    room.streams.retain(|_, s| {
+                        s.subscribers.retain(|x| *x != id);
+                        if s.publisher != Some(id) {
+                            return true;
+                        }
+                        orphans.append(&mut s.subscribers);
+                        false
+                    });
+                }
+            }
+            let mut dropped_feeds = Vec::new();
+            let mut unpublished = false;
+            let room_name = if info.role.is_link() {
+                None
+            } else {
+                Some(info.room.as_str())
+            };
+            let stream = room_name
+                .and_then(|r| reg.rooms.get_mut(r))
+                .and_then(|r| r.streams.get_mut(&info.stream));
+            if let Some(s) = stream {
                 s.subscribers.retain(|x| *x != id);
                 if s.publisher == Some(id) {
                     s.publisher = None;
                     unpublished = !s.tracks.is_empty();
+                    let published: Vec<TrackId> = s.tracks.iter().map(|t| t.id).collect();
                     s.tracks.clear();
                     s.stalled.clear();
                     orphans = std::mem::take(&mut s.subscribers);
+                    dropped_feeds.push(published);
+                    if info.role == SessionRole::Publisher {
+                        released = Some((info.room.clone(), info.stream.clone(), info.identity));
+                    }
                 }
-                if s.publisher.is_none() && s.subscribers.is_empty() {
+                if s.pulled_from.is_some() && s.subscribers.is_empty() && s.publisher.is_some() {
+                    linger = Some((info.room.clone(), info.stream.clone(), s.publisher));
+                }
+                let unused = s.publisher.is_none() && s.subscribers.is_empty();
+                let room = reg.room(&info.room);
+                if unused {
                     room.streams.remove(&info.stream);
                 }
+                if unpublished {
+                    let _ = room.events.send(RoomEvent::Unpublished {
+                        stream: info.stream.clone(),
+                    });
+                }
             }
-            if unpublished {
-                let _ = room.events.send(RoomEvent::Unpublished {
-                    stream: info.stream.clone(),
-                });
+            // Links among the orphans keep going without this stream's feeds.
+            let mut clients = Vec::new();
+            for sub in orphans {
+                match reg.sessions.get_mut(&sub) {
+                    Some(link) if link.role == SessionRole::Link => {
+                        let published = dropped_feeds.first().cloned().unwrap_or_default();
+                        let (gone, kept) = std::mem::take(&mut link.feeds)
+                            .into_iter()
+                            .partition(|f| published.contains(&f.published));
+                        link.feeds = kept;
+                        let gone: Vec<super::rooms::Feed> = gone;
+                        for f in gone {
+                            let _ = self.dp.send(
+                                link.worker,
+                                Command::Unsubscribe {
+                                    session: sub,
+                                    track: f.track.id,
+                                },
+                            );
+                        }
+                    }
+                    _ => clients.push(sub),
+                }
             }
-            orphans
+            clients
         };
         for sub in orphans {
             self.end_session(sub);
+        }
+        if let (Some(cluster), Some((room, stream, identity))) = (&self.settings.cluster, released)
+        {
+            let cluster = Arc::clone(cluster);
+            self.runtime.spawn(async move {
+                cluster.release((&room, &stream), &identity, id).await;
+            });
+        }
+        if let Some((room, stream, link)) = linger {
+            self.linger(room, stream, link);
         }
     }
 
@@ -936,6 +1118,7 @@ impl Relay {
             let action = match s.role {
                 SessionRole::Publisher => Action::Publish,
                 SessionRole::Subscriber => Action::Subscribe,
+                SessionRole::Link => continue,
             };
             let req = WebhookRequest {
                 action,

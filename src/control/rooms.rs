@@ -26,6 +26,17 @@ pub enum SessionRole {
     Publisher,
     /// A WHEP subscriber.
     Subscriber,
+    /// The link between this node and another of its cluster (one per pair of nodes, either
+    /// way): it carries every layer of each stream one node pulls from the other, and each
+    /// stream pulled here is published by it, as if by a local publisher.
+    Link,
+}
+
+impl SessionRole {
+    /// Whether the session is a link between two nodes, not a client.
+    pub fn is_link(self) -> bool {
+        self == SessionRole::Link
+    }
 }
 
 /// One published track.
@@ -215,6 +226,8 @@ pub struct SessionInfo {
     pub connected: bool,
     /// A subscriber: what it receives of each published track.
     pub feeds: Vec<Feed>,
+    /// A link between nodes: the other node.
+    pub peer_node: Option<String>,
 }
 
 /// What a subscriber session receives of one published track: the datapath track (for a
@@ -239,6 +252,9 @@ pub struct Stream {
     pub subscribers: Vec<SessionId>,
     /// Simulcast layers the publisher has stopped sending (as its worker reported).
     pub stalled: Vec<TrackId>,
+    /// A stream this node pulls from its origin (the origin's node id); `publisher` is then the
+    /// link to that node.
+    pub pulled_from: Option<String>,
 }
 
 /// A room's streams and event feed.
@@ -265,6 +281,8 @@ pub enum RoomEvent {
     Published { stream: String, identity: String },
     /// A stream is gone.
     Unpublished { stream: String },
+    /// This node is draining: connect again (to another node) for new sessions.
+    Reconnect,
 }
 
 /// Every room, stream and session.
@@ -288,7 +306,7 @@ impl Registry {
         let mut v: Vec<RoomEvent> = r
             .streams
             .iter()
-            .filter(|(_, s)| !s.tracks.is_empty())
+            .filter(|(_, s)| !s.tracks.is_empty() && s.pulled_from.is_none())
             .filter_map(|(name, s)| {
                 let publisher = self.sessions.get(&s.publisher?)?;
                 Some(RoomEvent::Published {
@@ -314,7 +332,15 @@ impl Registry {
 
     /// Sessions from one client address.
     pub fn sessions_from(&self, ip: IpAddr) -> usize {
-        self.sessions.values().filter(|s| s.client_ip == ip).count()
+        self.sessions
+            .values()
+            .filter(|s| s.client_ip == ip && !s.role.is_link())
+            .count()
+    }
+
+    /// Client sessions (links between nodes left out).
+    pub fn client_sessions(&self) -> usize {
+        self.sessions.values().filter(|s| !s.role.is_link()).count()
     }
 }
 

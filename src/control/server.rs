@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::auth::{AuthSetupError, TokenMinter, TokenVerifier, Webhook};
+use super::cluster::Cluster;
 use super::dtls::DtlsIdentity;
 use super::http;
 use super::relay::{Policy, Relay, RelaySettings};
@@ -45,6 +46,7 @@ pub struct RunningServer {
     pub minter: Option<TokenMinter>,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    cluster_task: Option<tokio::task::JoinHandle<()>>,
     /// The config in force (start-time parts plus what reloads replaced).
     started: std::sync::Mutex<Config>,
 }
@@ -52,8 +54,16 @@ pub struct RunningServer {
 impl RunningServer {
     /// Stops accepting, ends every session and waits for the HTTP server.
     pub async fn stop(self) {
+        let _ = self.relay.stopping.send(true);
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+        if let Some(t) = self.cluster_task {
+            let _ = t.await;
+        }
+        // A clean stop: this node's record and streams leave the cluster now, not at lease end.
+        if let Some(cluster) = &self.relay.settings.cluster {
+            cluster.leave().await;
+        }
     }
 
     /// Reloads what may change while sessions flow (auth keys, webhook, admin token, limits)
@@ -80,12 +90,16 @@ impl RunningServer {
         if started.log != config.log {
             restart.push("log");
         }
+        if started.cluster != config.cluster {
+            restart.push("cluster");
+        }
         // Everything is now in force but the parts listed above, which wait for a restart.
         let mut next = config.clone();
         next.http = started.http.clone();
         next.media = started.media.clone();
         next.limits.max_body_bytes = started.limits.max_body_bytes;
         next.log = started.log.clone();
+        next.cluster = started.cluster.clone();
         *started = next;
         Ok(restart)
     }
@@ -94,13 +108,18 @@ impl RunningServer {
     /// ended or `timeout` passed.
     pub async fn drain(&self, timeout: Duration) {
         self.relay.draining.store(true, Ordering::Relaxed);
+        if let Some(cluster) = &self.relay.settings.cluster {
+            // No new sessions are placed here; room feeds tell their clients to go elsewhere.
+            cluster.set_draining().await;
+            self.relay.announce_reconnect();
+        }
         let deadline = tokio::time::Instant::now() + timeout;
         while tokio::time::Instant::now() < deadline {
             if self
                 .relay
                 .registry
                 .lock()
-                .map(|r| r.sessions.is_empty())
+                .map(|r| r.client_sessions() == 0)
                 .unwrap_or(true)
             {
                 return;
@@ -207,8 +226,29 @@ pub async fn start(
     };
     let identity = Arc::new(identity);
     let (policy, minter) = policy(config, fallback_secret)?;
+    let listener = TcpListener::bind(config.http.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: config.http.listen,
+            source,
+        })?;
+    let http_addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: config.http.listen,
+        source,
+    })?;
+    let cluster = match &config.cluster {
+        Some(c) => {
+            let media_ip = config
+                .media
+                .advertised_address
+                .unwrap_or_else(|| dp.local_addr(0).ip());
+            Some(Cluster::new(c, http_addr, media_ip).map_err(StartError::Setup)?)
+        }
+        None => None,
+    };
     let settings = RelaySettings {
         advertised: config.media.advertised_address,
+        cluster: cluster.clone(),
         ..RelaySettings::default()
     };
     let relay = Relay::new(dp, identity, policy, settings);
@@ -249,16 +289,17 @@ pub async fn start(
             }
         });
     }
-    let listener = TcpListener::bind(config.http.listen)
-        .await
-        .map_err(|source| StartError::Listen {
-            addr: config.http.listen,
-            source,
-        })?;
-    let http_addr = listener.local_addr().map_err(|source| StartError::Listen {
-        addr: config.http.listen,
-        source,
-    })?;
+    // The cluster: lease, node record, watch (changes go to the relay).
+    let cluster_task = cluster.map(|cluster| {
+        let (r1, r2, r3) = (Arc::clone(&relay), Arc::clone(&relay), Arc::clone(&relay));
+        tokio::spawn(super::cluster::run(
+            cluster,
+            move || r1.registry.lock().map_or(0, |r| r.client_sessions() as u32),
+            move || r2.originated(),
+            move |change| r3.on_cluster_change(change),
+            stop_rx.clone(),
+        ))
+    });
     let max_body = usize::try_from(config.limits.max_body_bytes).unwrap_or(usize::MAX);
     let app = http::router(Arc::clone(&relay), max_body);
     let task = tokio::spawn(async move {
@@ -275,6 +316,7 @@ pub async fn start(
         minter,
         shutdown,
         task,
+        cluster_task,
         started: std::sync::Mutex::new(config.clone()),
     })
 }

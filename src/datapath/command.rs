@@ -37,6 +37,22 @@ impl std::fmt::Debug for SessionKeys {
 pub enum Command {
     /// Install a session; it answers STUN for `ice` from now on.
     AddSession { id: SessionId, ice: IceCredentials },
+    /// Install a session this relay opens towards another node (a pull from a stream's
+    /// origin). This side is ICE-controlling: it checks `remote` (signalled by the origin over
+    /// the cluster's authenticated HTTP) until a Binding response verifies with `remote_pwd`, and
+    /// only then takes `remote` as the session's address. `seed` (random) makes the
+    /// tie-breaker and transaction ids.
+    AddUpstream {
+        id: SessionId,
+        ice: IceCredentials,
+        remote_pwd: String,
+        remote: SocketAddr,
+        seed: u64,
+    },
+    /// A track published here by an upstream session (a stream pulled from its origin):
+    /// keyframe requests go upstream at most once a second, and with `layer` it is a simulcast
+    /// layer whose stops and restarts are reported, as for a simulcast publisher.
+    PulledTrack { track: TrackId, layer: bool },
     /// ICE restart: the session answers checks for `ice` from now on, and no longer for its old
     /// credentials; its validated address, keys and media stay until a nominated check moves it.
     RestartIce {
@@ -76,6 +92,9 @@ pub enum Command {
         params: SubscriptionParams,
         switch: Option<VideoCodec>,
     },
+    /// The session no longer publishes `track` (a stream an edge stopped pulling): its SSRCs
+    /// and the track go.
+    Unpublish { session: SessionId, track: TrackId },
     /// The session no longer receives `track`.
     Unsubscribe { session: SessionId, track: TrackId },
     /// On the publisher's worker: worker `worker` does (or no longer does) have subscribers.

@@ -12,6 +12,12 @@ use crate::wire::rtp;
 
 pub use crate::wire::MediaKind;
 
+/// Keyframe requests to a publisher: at most one per this interval and track.
+pub const KEYFRAME_MIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Keyframe requests to the origin of a pulled stream: at most one a second per track.
+pub const PULLED_KEYFRAME_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// One peer connection (a WHIP publisher or a WHEP subscriber) on this worker.
 #[derive(Debug)]
 pub struct Session {
@@ -36,6 +42,9 @@ pub struct Session {
     pub subscribed: Vec<TrackId>,
     /// Layer switches under way: where the stream the subscriber sees under each SSRC stands.
     pub handoffs: Vec<Handoff>,
+    /// A session this relay opened towards another node: the address it checks and the
+    /// controlling ICE agent. `addr` is set only once a check there is answered.
+    pub upstream: Option<(SocketAddr, crate::ice::Checker)>,
 }
 
 /// One subscriber stream (its SSRC) moving to another simulcast layer: the last sequence number
@@ -350,6 +359,8 @@ pub struct Track {
     pub remote_workers: u64,
     pub cache: RetransmitCache,
     pub last_keyframe_request: Option<Instant>,
+    /// At most one keyframe request per this interval goes to the publisher.
+    pub keyframe_interval: std::time::Duration,
     /// Highest extended sequence number seen, and packets received (for receiver reports).
     pub highest_seq: Option<u64>,
     pub received: u64,
@@ -392,6 +403,7 @@ impl Track {
             remote_workers: 0,
             cache: RetransmitCache::new(nack_cache),
             last_keyframe_request: None,
+            keyframe_interval: KEYFRAME_MIN_INTERVAL,
             highest_seq: None,
             received: 0,
             loss: None,
@@ -448,6 +460,7 @@ mod tests {
             transport_cc: None,
             subscribed: Vec::new(),
             handoffs: Vec::new(),
+            upstream: None,
         }
     }
 

@@ -112,6 +112,10 @@ counters! {
     keyframe_requests,
     /// Keyframe requests suppressed by the 500 ms limit.
     keyframe_suppressed,
+    /// Binding requests sent to another node this worker pulls a stream from.
+    ice_checks_sent,
+    /// Authenticated answers to those requests.
+    ice_checks_answered,
     /// RTCP reports (SR/RR) sent.
     reports_sent,
     /// Sessions whose consent expired.

@@ -44,7 +44,6 @@ pub const LAYER_STALL: Duration = Duration::from_secs(1);
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 /// Transport-cc feedback interval (libwebrtc's receivers send every 50–250 ms).
 const FEEDBACK_EVERY: Duration = Duration::from_millis(50);
-const KEYFRAME_MIN_INTERVAL: Duration = Duration::from_millis(500);
 const MAX_WAIT: Duration = Duration::from_millis(100);
 const COMMANDS_PER_TURN: usize = 256;
 /// Packets decrypted in one batch before they are fanned out (a large video frame).
@@ -126,6 +125,8 @@ pub(crate) fn run(setup: WorkerSetup) {
         next_nack: None,
         epoch: setup.epoch,
         switched: Vec::with_capacity(64),
+        upstreams: Vec::new(),
+        next_check: None,
     };
     let mut next_housekeeping = Instant::now();
     let mut next_report = Instant::now() + REPORT_EVERY;
@@ -137,7 +138,7 @@ pub(crate) fn run(setup: WorkerSetup) {
         core.egress = 0;
         // One submit per turn: the sends queued in the previous turn leave with this wait.
         // Idle, the wait ends in time for the next upstream NACK.
-        let wait = core.next_nack.map_or(MAX_WAIT, |t| {
+        let wait = earliest(core.next_nack, core.next_check).map_or(MAX_WAIT, |t| {
             t.saturating_duration_since(Instant::now()).min(MAX_WAIT)
         });
         let result = io.run_once(wait, |buf, src, tx| {
@@ -159,6 +160,9 @@ pub(crate) fn run(setup: WorkerSetup) {
         core.handle_commands(&commands, &mut io.tx, now);
         if core.next_nack.is_some_and(|t| now >= t) {
             core.nack_publishers(&mut io.tx, now);
+        }
+        if core.next_check.is_some_and(|t| now >= t) {
+            core.send_checks(&mut io.tx, now);
         }
         if now >= next_feedback {
             next_feedback = now + FEEDBACK_EVERY;
@@ -240,6 +244,10 @@ struct Core {
     epoch: Instant,
     /// Layer switches whose new layer started this turn (see `finish_switches`).
     switched: Vec<(usize, u32)>,
+    /// Slots of the sessions this worker opened towards other nodes (pulls), which it checks.
+    upstreams: Vec<usize>,
+    /// When the next of their checks is due.
+    next_check: Option<Instant>,
 }
 
 impl Core {

@@ -176,6 +176,136 @@ pub fn write_binding_request(
     }
 }
 
+/// Checks while no answer has come: how often a Binding request goes out.
+pub const CHECK_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Checks once answered: consent freshness (RFC 7675 sends one every 4–6 s; more often here, so
+/// that the far side's 30 s consent never comes close and a dead peer shows soon).
+pub const CONSENT_INTERVAL: Duration = Duration::from_secs(2);
+
+/// The controlling side of one candidate pair, for the relay's own pulls from another node
+/// (the far side is an ICE-lite relay, so this side is controlling and nominates at once).
+/// Sans-IO: [`Checker::poll_transmit`] writes a Binding request when one is due,
+/// [`Checker::handle_response`] verifies an answer; the caller owns sockets and the clock.
+#[derive(Clone)]
+pub struct Checker {
+    /// `remote_ufrag:local_ufrag`.
+    username: Box<[u8]>,
+    remote_pwd: Box<[u8]>,
+    tie_breaker: u64,
+    /// The outstanding request's transaction id (the last sent; earlier ones are forgotten).
+    transaction: Option<[u8; 12]>,
+    next: Instant,
+    /// When the outstanding request went out.
+    sent: Instant,
+    answered: bool,
+    /// xorshift state for transaction ids.
+    rng: u64,
+}
+
+impl std::fmt::Debug for Checker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password.
+        f.debug_struct("Checker")
+            .field("answered", &self.answered)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Checker {
+    /// A checker for `creds` (ours, and the far side's ufrag) with the far side's password
+    /// `remote_pwd`; `seed` (random, non-zero) makes the tie-breaker and transaction ids. The
+    /// first check is due at `now`.
+    pub fn new(creds: &IceCredentials, remote_pwd: &str, seed: u64, now: Instant) -> Self {
+        let username = format!("{}:{}", creds.remote_ufrag, creds.local_ufrag);
+        Self {
+            username: username.into_bytes().into(),
+            remote_pwd: remote_pwd.as_bytes().into(),
+            tie_breaker: seed,
+            transaction: None,
+            next: now,
+            sent: now,
+            answered: false,
+            rng: seed | 1,
+        }
+    }
+
+    /// When the next check is due.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Instant {
+        self.next
+    }
+
+    /// Whether an authenticated answer has come.
+    pub fn answered(&self) -> bool {
+        self.answered
+    }
+
+    fn next_random(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        x
+    }
+
+    /// Writes the Binding request that is due by `now` into `out` and returns its length;
+    /// `None` when none is due (or `out` is too small).
+    pub fn poll_transmit(&mut self, now: Instant, out: &mut [u8]) -> Option<usize> {
+        if now < self.next {
+            return None;
+        }
+        let mut id = [0u8; 12];
+        id[..8].copy_from_slice(&self.next_random().to_be_bytes());
+        id[8..].copy_from_slice(&(self.next_random() as u32).to_be_bytes());
+        let len = write_binding_request(
+            out,
+            &id,
+            &self.username,
+            Some(&self.remote_pwd),
+            true,
+            self.tie_breaker,
+        )
+        .ok()?;
+        self.transaction = Some(id);
+        self.sent = now;
+        self.next = now
+            + if self.answered {
+                CONSENT_INTERVAL
+            } else {
+                CHECK_INTERVAL
+            };
+        Some(len)
+    }
+
+    /// Verifies a Binding success response to our outstanding request: our transaction id and
+    /// MESSAGE-INTEGRITY keyed with the far side's password. Anything else is an error.
+    pub fn handle_response(&mut self, datagram: &[u8]) -> Result<(), BindingError> {
+        let msg = StunMessage::parse(datagram).map_err(|_| BindingError::Malformed)?;
+        if msg.class() != StunClass::SuccessResponse || msg.method() != METHOD_BINDING {
+            return Err(BindingError::NotBindingRequest);
+        }
+        if self.transaction.as_ref() != Some(msg.transaction_id()) {
+            return Err(BindingError::UnknownUsername);
+        }
+        if !msg.verify_integrity(&self.remote_pwd) {
+            return Err(BindingError::BadIntegrity);
+        }
+        let has_fingerprint = msg
+            .raw_attributes()
+            .any(|a| a.kind == crate::wire::stun::ATTR_FINGERPRINT);
+        if has_fingerprint && !msg.verify_fingerprint() {
+            return Err(BindingError::BadFingerprint);
+        }
+        self.transaction = None;
+        self.answered = true;
+        // Answered: the next check is for consent, an interval after this one.
+        self.next = self.next.max(self.sent + CONSENT_INTERVAL);
+        Ok(())
+    }
+}
+
 /// Consent freshness (RFC 7675): alive while authenticated Binding requests keep arriving.
 #[derive(Debug, Clone, Copy)]
 pub struct Consent {

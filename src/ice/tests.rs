@@ -179,3 +179,65 @@ fn the_password_never_reaches_debug_output() {
     let s = format!("{:?}", creds());
     assert!(!s.contains("relay-password"), "{s}");
 }
+
+/// The far side of a pull: the edge's checker talks to the origin's ICE-lite responder.
+#[test]
+fn a_checker_is_answered_by_the_lite_side_and_verifies_only_that_answer() {
+    let origin = creds(); // the origin's credentials: relay / peer
+    let edge = IceCredentials {
+        local_ufrag: "peer".into(),
+        local_pwd: "edge-password-0123456789".into(),
+        remote_ufrag: "relay".into(),
+    };
+    let t0 = Instant::now();
+    let mut checker = Checker::new(&edge, &origin.local_pwd, 0x1234_5678_9abc, t0);
+    let mut req = [0u8; 256];
+    let n = checker.poll_transmit(t0, &mut req).expect("due at once");
+    assert!(
+        checker.poll_transmit(t0, &mut req).is_none(),
+        "not again at once"
+    );
+    let src: SocketAddr = "127.0.0.2:5000".parse().unwrap();
+    let mut resp = [0u8; 256];
+    let (len, info) = answer_binding(&req[..n], &origin, src, &mut resp).unwrap();
+    assert!(info.nominated, "the controlling side nominates");
+
+    // A response forged without the origin's password, or to another transaction, is refused.
+    let mut forged = [0u8; 256];
+    let txid = *StunMessage::parse(&req[..n]).unwrap().transaction_id();
+    let mut w = StunWriter::new(
+        &mut forged,
+        StunClass::SuccessResponse,
+        METHOD_BINDING,
+        &txid,
+    )
+    .unwrap();
+    w.xor_mapped_address(src).unwrap();
+    let flen = w
+        .finish_with_integrity(b"guessed-password-00000000")
+        .unwrap();
+    assert_eq!(
+        checker.handle_response(&forged[..flen]),
+        Err(BindingError::BadIntegrity)
+    );
+    assert_eq!(
+        checker.handle_response(&req[..n]),
+        Err(BindingError::NotBindingRequest),
+        "a request is no answer"
+    );
+    assert!(!checker.answered());
+    assert_eq!(checker.handle_response(&resp[..len]), Ok(()));
+    assert!(checker.answered());
+    assert_eq!(
+        checker.handle_response(&resp[..len]),
+        Err(BindingError::UnknownUsername),
+        "a replayed answer matches no outstanding check"
+    );
+    // Answered: the next check is the consent interval away.
+    assert!(checker
+        .poll_transmit(t0 + CHECK_INTERVAL, &mut req)
+        .is_none());
+    assert!(checker
+        .poll_transmit(t0 + CONSENT_INTERVAL, &mut req)
+        .is_some());
+}

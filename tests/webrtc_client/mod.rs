@@ -54,16 +54,32 @@ pub fn cam_tokens(running: &RunningServer) -> (String, String) {
 }
 
 pub async fn peer(profile: Option<SrtpProtectionProfile>) -> Arc<RTCPeerConnection> {
+    peer_with_extensions(profile, &[]).await
+}
+
+/// [`peer`], negotiating the video header extensions `video_uris` too (the RID extensions, for
+/// a simulcast sender).
+pub async fn peer_with_extensions(
+    profile: Option<SrtpProtectionProfile>,
+    video_uris: &[&str],
+) -> Arc<RTCPeerConnection> {
     // The relay may run in another process: pick the rustls provider here too.
     tern::control::dtls::install_crypto_provider();
     let mut media = MediaEngine::default();
     media.register_default_codecs().unwrap();
     // The MID header extension, as browsers negotiate it (webrtc-rs does not by default).
-    for kind in [RTPCodecType::Audio, RTPCodecType::Video] {
+    let mid = [webrtc::sdp::extmap::SDES_MID_URI];
+    let uris = mid.iter().map(|u| (*u, RTPCodecType::Audio));
+    let uris = uris.chain(
+        mid.iter()
+            .chain(video_uris)
+            .map(|u| (*u, RTPCodecType::Video)),
+    );
+    for (uri, kind) in uris {
         media
             .register_header_extension(
                 RTCRtpHeaderExtensionCapability {
-                    uri: webrtc::sdp::extmap::SDES_MID_URI.to_owned(),
+                    uri: uri.to_owned(),
                 },
                 kind,
                 None,

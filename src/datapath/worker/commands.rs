@@ -2,6 +2,7 @@
 //! (with layer switches), unsubscribe and remove sessions; and the end of layer switches whose
 //! new layer started this turn.
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use crossbeam::channel::Receiver;
@@ -9,11 +10,13 @@ use crossbeam::channel::Receiver;
 use super::super::arrivals::TransportArrivals;
 use super::super::command::{Command, Event};
 use super::super::io::SendQueue;
-use super::super::session::{Handoff, LayerState, Origin, Session, Subscription, Switch, Track};
+use super::super::session::{
+    Handoff, LayerState, Origin, Session, Subscription, Switch, Track, PULLED_KEYFRAME_INTERVAL,
+};
 use super::super::upstream::LossTracker;
 use super::super::{SessionId, TrackId};
 use super::{Core, COMMANDS_PER_TURN};
-use crate::ice::Consent;
+use crate::ice::{Checker, Consent, IceCredentials};
 use crate::srtp::SrtpContext;
 
 impl Core {
@@ -32,37 +35,35 @@ impl Core {
     pub(super) fn command(&mut self, cmd: Command, tx: &mut SendQueue, now: Instant) {
         match cmd {
             Command::AddSession { id, ice } => {
-                if self.by_id.contains_key(&id) {
-                    return;
-                }
                 let ufrag: Box<[u8]> = ice.local_ufrag.as_bytes().into();
-                let session = Session {
-                    id,
-                    ice,
-                    consent: Consent::new(now, self.consent_timeout),
-                    addr: None,
-                    srtp_rx: None,
-                    srtp_tx: None,
-                    inbound: Vec::new(),
-                    inbound_rtx: Vec::new(),
-                    by_mid: Vec::new(),
-                    transport_cc: None,
-                    subscribed: Vec::new(),
-                    handoffs: Vec::new(),
-                };
-                let slot = match self.free_slots.pop() {
-                    Some(i) => {
-                        self.sessions[i] = Some(session);
-                        i
+                if let Some(slot) = self.install_session(id, ice, None, now) {
+                    self.by_ufrag.insert(ufrag, slot);
+                }
+            }
+            Command::AddUpstream {
+                id,
+                ice,
+                remote_pwd,
+                remote,
+                seed,
+            } => {
+                // No ufrag entry: nobody checks this side; it checks the origin.
+                let checker = Checker::new(&ice, &remote_pwd, seed, now);
+                if let Some(slot) = self.install_session(id, ice, Some((remote, checker)), now) {
+                    self.upstreams.push(slot);
+                    self.next_check = Some(now);
+                }
+            }
+            Command::PulledTrack { track, layer } => {
+                if let Some(t) = self.tracks.get_mut(&track) {
+                    t.keyframe_interval = PULLED_KEYFRAME_INTERVAL;
+                    if layer {
+                        t.layer = Some(LayerState {
+                            last: now,
+                            stalled: false,
+                        });
                     }
-                    None => {
-                        self.sessions.push(Some(session));
-                        self.sessions.len() - 1
-                    }
-                };
-                self.by_id.insert(id, slot);
-                self.by_ufrag.insert(ufrag, slot);
-                self.counters.sessions = self.by_id.len() as u64;
+                }
             }
             Command::RestartIce { session, ice } => {
                 let Some(&slot) = self.by_id.get(&session) else {
@@ -193,6 +194,14 @@ impl Core {
                 }
                 // A new subscriber needs a keyframe to start decoding.
                 self.request_keyframe(track, tx, now);
+            }
+            Command::Unpublish { session, track } => {
+                if let Some(s) = self.session_mut(session) {
+                    s.inbound.retain(|(_, t)| *t != track);
+                    s.inbound_rtx.retain(|(_, t, _)| *t != track);
+                    s.by_mid.retain(|(t, _)| *t != track);
+                }
+                self.tracks.remove(&track);
             }
             Command::Unsubscribe { session, track } => {
                 let Some(&slot) = self.by_id.get(&session) else {
@@ -335,6 +344,47 @@ impl Core {
         }
     }
 
+    /// Puts a new session in a free slot: its slot, or `None` if `id` is installed already.
+    fn install_session(
+        &mut self,
+        id: SessionId,
+        ice: IceCredentials,
+        upstream: Option<(SocketAddr, Checker)>,
+        now: Instant,
+    ) -> Option<usize> {
+        if self.by_id.contains_key(&id) {
+            return None;
+        }
+        let session = Session {
+            id,
+            ice,
+            consent: Consent::new(now, self.consent_timeout),
+            addr: None,
+            srtp_rx: None,
+            srtp_tx: None,
+            inbound: Vec::new(),
+            inbound_rtx: Vec::new(),
+            by_mid: Vec::new(),
+            transport_cc: None,
+            subscribed: Vec::new(),
+            handoffs: Vec::new(),
+            upstream,
+        };
+        let slot = match self.free_slots.pop() {
+            Some(i) => {
+                self.sessions[i] = Some(session);
+                i
+            }
+            None => {
+                self.sessions.push(Some(session));
+                self.sessions.len() - 1
+            }
+        };
+        self.by_id.insert(id, slot);
+        self.counters.sessions = self.by_id.len() as u64;
+        Some(slot)
+    }
+
     pub(super) fn remove_session(&mut self, id: SessionId) {
         let Some(slot) = self.by_id.remove(&id) else {
             return;
@@ -343,6 +393,7 @@ impl Core {
             return;
         };
         self.free_slots.push(slot);
+        self.upstreams.retain(|s| *s != slot);
         if let Some(addr) = session.addr {
             self.by_addr.remove(&addr);
         }

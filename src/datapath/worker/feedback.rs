@@ -9,7 +9,7 @@ use super::super::io::SendQueue;
 use super::super::session::{MediaKind, Origin, Switch};
 use super::super::upstream;
 use super::super::TrackId;
-use super::{commit_rtcp, earliest, Core, KEYFRAME_MIN_INTERVAL};
+use super::{commit_rtcp, earliest, Core};
 use crate::wire::rtcp;
 
 impl Core {
@@ -156,7 +156,36 @@ impl Core {
         }
     }
 
-    /// Asks a track's publisher for a keyframe, at most once per 500 ms per track.
+    /// Binding requests from the sessions this worker opened towards other nodes (pulls) whose
+    /// check is due: to nominate the pair at first, then for consent.
+    pub(super) fn send_checks(&mut self, tx: &mut SendQueue, now: Instant) {
+        self.next_check = None;
+        for &slot in &self.upstreams {
+            let Some((remote, checker)) = self.sessions[slot]
+                .as_mut()
+                .and_then(|s| s.upstream.as_mut())
+            else {
+                continue;
+            };
+            if now >= checker.poll_timeout() {
+                let Some(out) = tx.slot() else {
+                    self.counters.send_queue_full += 1;
+                    self.next_check = Some(now);
+                    return;
+                };
+                if let Some(len) = checker.poll_transmit(now, out) {
+                    tx.commit(len, *remote);
+                    self.counters.ice_checks_sent += 1;
+                    self.counters.packets_out += 1;
+                    self.counters.bytes_out += len as u64;
+                }
+            }
+            self.next_check = earliest(self.next_check, Some(checker.poll_timeout()));
+        }
+    }
+
+    /// Asks a track's publisher for a keyframe, at most once per `keyframe_interval` per track
+    /// (500 ms; a second for a stream pulled from another node).
     pub(super) fn request_keyframe(&mut self, track_id: TrackId, tx: &mut SendQueue, now: Instant) {
         let Some(track) = self.tracks.get_mut(&track_id) else {
             return;
@@ -166,7 +195,7 @@ impl Core {
         }
         if track
             .last_keyframe_request
-            .is_some_and(|t| now.duration_since(t) < KEYFRAME_MIN_INTERVAL)
+            .is_some_and(|t| now.duration_since(t) < track.keyframe_interval)
         {
             self.counters.keyframe_suppressed += 1;
             return;

@@ -31,7 +31,9 @@ impl Core {
             .and_then(|u| self.by_ufrag.get(u))
             .copied()
         else {
-            self.counters.stun_dropped += 1;
+            if !self.on_check_response(buf, src, now) {
+                self.counters.stun_dropped += 1;
+            }
             return;
         };
         let Some(session) = self.sessions.get_mut(slot_idx).and_then(Option::as_mut) else {
@@ -69,6 +71,41 @@ impl Core {
             }
             Err(_) => self.counters.stun_dropped += 1,
         }
+    }
+
+    /// An answer to a check of a session this worker opened towards another node: if it comes
+    /// from the address checked and verifies (our transaction, the far side's password), that
+    /// address becomes the session's (the first time) and consent is refreshed. False for
+    /// anything else, which the caller counts and drops.
+    fn on_check_response(&mut self, buf: &[u8], src: SocketAddr, now: Instant) -> bool {
+        let Some(&slot) = self.upstreams.iter().find(|&&slot| {
+            self.sessions[slot]
+                .as_ref()
+                .and_then(|s| s.upstream.as_ref())
+                .is_some_and(|(remote, _)| *remote == src)
+        }) else {
+            return false;
+        };
+        let Some(session) = self.sessions[slot].as_mut() else {
+            return false;
+        };
+        let Some((_, checker)) = session.upstream.as_mut() else {
+            return false;
+        };
+        if checker.handle_response(buf).is_err() {
+            return false;
+        }
+        self.counters.ice_checks_answered += 1;
+        session.consent.refresh(now);
+        if session.addr.is_none() {
+            session.addr = Some(src);
+            self.by_addr.insert(src, slot);
+            let _ = self.events.try_send(Event::Bound {
+                session: session.id,
+                addr: src,
+            });
+        }
+        true
     }
 
     pub(super) fn on_dtls(&mut self, buf: &[u8], src: SocketAddr) {

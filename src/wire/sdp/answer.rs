@@ -81,7 +81,7 @@ pub struct Answer {
 }
 
 /// One media section that carries media after negotiation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NegotiatedMedia {
     /// The section's `a=mid`.
     pub mid: String,

@@ -107,7 +107,8 @@ pub enum Setup {
 }
 
 /// The media type of an `m=` line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum MediaKind {
     /// `m=audio`.
     Audio,
@@ -255,7 +256,7 @@ impl MediaSection {
 }
 
 /// One payload type of a media section.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Codec {
     /// RTP payload type.
     pub payload_type: u8,
@@ -294,7 +295,7 @@ pub(crate) fn fmtp_param<'a>(fmtp: &'a str, key: &str) -> Option<&'a str> {
 }
 
 /// `a=extmap`: an RTP header extension and its id.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Extmap {
     /// Extension id (1–255).
     pub id: u8,
