@@ -13,7 +13,9 @@ pub const USAGE: &str = "usage: tern-load --url URL --token TOKEN [options]
 
 Loads a WHIP/WHEP server with synthetic audio/video and measures one-way latency and loss.
 
-  --url URL                 server base URL (http://127.0.0.1:8080)
+  --url URL[,URL…]          server base URL (http://127.0.0.1:8080); a cluster's nodes as a
+                            list: sessions are spread over them in turn
+  --subscribe-url URL[,…]   subscribers go to these instead (e.g. a cluster's edges)
   --token TOKEN             Bearer token with publish and subscribe grants for the room
   --scenario NAME           broadcast (default) | conference | audio-rooms
   --publishers N            broadcast: publishers (streams pub-0..), default 1
@@ -77,6 +79,7 @@ pub fn parse(args: &[String]) -> Result<Args, String> {
         };
         match name {
             "--url" => cfg.url = value()?,
+            "--subscribe-url" => cfg.subscribe_url = Some(value()?),
             "--token" => cfg.token = value()?,
             "--scenario" => scenario = value()?,
             "--publishers" => publishers = count(name, &value()?)?,

@@ -39,8 +39,12 @@ pub use run::run;
 /// Everything a run needs.
 #[derive(Debug, Clone)]
 pub struct LoadConfig {
-    /// Server base URL, e.g. `http://127.0.0.1:8080`.
+    /// Server base URL, e.g. `http://127.0.0.1:8080`, or a comma-separated list of a cluster's
+    /// nodes: sessions are spread over them in turn.
     pub url: String,
+    /// Where subscribers go instead (a list too), e.g. the edges of a cluster while publishers
+    /// go to the origin.
+    pub subscribe_url: Option<String>,
     /// Bearer token for every session.
     pub token: String,
     /// Which sessions.
@@ -79,6 +83,7 @@ impl Default for LoadConfig {
     fn default() -> Self {
         LoadConfig {
             url: "http://127.0.0.1:8080".into(),
+            subscribe_url: None,
             token: String::new(),
             scenario: Scenario::Broadcast {
                 publishers: 1,
@@ -113,11 +118,29 @@ pub enum LoadError {
     Setup(String),
 }
 
+/// The URLs of a comma-separated list (at least one entry: an empty list is one empty URL,
+/// which validation refuses).
+pub fn url_list(list: &str) -> Vec<String> {
+    let urls: Vec<String> = list
+        .split(',')
+        .map(|u| u.trim().trim_end_matches('/').to_string())
+        .filter(|u| !u.is_empty())
+        .collect();
+    if urls.is_empty() {
+        vec![String::new()]
+    } else {
+        urls
+    }
+}
+
 /// Checks the configuration before anything connects.
 pub fn validate(cfg: &LoadConfig) -> Result<(), LoadError> {
     let bad = |m: &str| Err(LoadError::Config(m.to_string()));
-    if !(cfg.url.starts_with("http://") || cfg.url.starts_with("https://")) {
-        return bad("--url must start with http:// or https://");
+    let lists = [Some(&cfg.url), cfg.subscribe_url.as_ref()];
+    for url in lists.into_iter().flatten().flat_map(|l| url_list(l)) {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return bad("--url and --subscribe-url take http:// or https:// URLs");
+        }
     }
     if cfg.token.trim().is_empty() {
         return bad("--token is required (e.g. $(tern token --room load --publish --subscribe))");
@@ -212,6 +235,30 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("--relay-pid"));
+    }
+
+    #[test]
+    fn url_lists_are_split_and_each_entry_checked() {
+        assert_eq!(
+            url_list("http://a:1/, http://b:2"),
+            vec!["http://a:1".to_string(), "http://b:2".to_string()]
+        );
+        assert_eq!(url_list(""), vec![String::new()]);
+        let cfg = LoadConfig {
+            token: "t".into(),
+            url: "http://a:1,http://b:2".into(),
+            subscribe_url: Some("http://c:3,d:4".into()),
+            ..LoadConfig::default()
+        };
+        assert!(validate(&cfg)
+            .unwrap_err()
+            .to_string()
+            .contains("--subscribe-url"));
+        let cfg = LoadConfig {
+            subscribe_url: Some("http://c:3".into()),
+            ..cfg
+        };
+        assert!(validate(&cfg).is_ok());
     }
 
     #[test]

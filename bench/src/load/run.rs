@@ -50,7 +50,7 @@ pub fn run(cfg: &LoadConfig) -> Result<Report, LoadError> {
     // Publishers first: a subscriber needs its stream published.
     let pub_results = runtime.block_on(connect_all(
         &http,
-        &endpoint,
+        (&endpoint, &super::url_list(&cfg.url)),
         &identity,
         &pub_plans,
         true,
@@ -112,9 +112,10 @@ pub fn run(cfg: &LoadConfig) -> Result<Report, LoadError> {
             runnable_plans.len()
         ));
     }
+    let sub_urls = super::url_list(cfg.subscribe_url.as_deref().unwrap_or(&cfg.url));
     let sub_results = runtime.block_on(connect_all(
         &http,
-        &endpoint,
+        (&endpoint, &sub_urls),
         &identity,
         &runnable_plans,
         false,
@@ -405,10 +406,11 @@ fn failure(role: &'static str, plan: &Plan, e: &SetupError) -> Failure {
     }
 }
 
-/// Connects every planned session, `concurrency` at a time; results in plan order.
+/// Connects every planned session, `concurrency` at a time, spread over `urls` in turn; results
+/// in plan order.
 async fn connect_all(
     http: &reqwest::Client,
-    endpoint: &Endpoint,
+    (endpoint, urls): (&Endpoint, &[String]),
     identity: &ClientIdentity,
     plans: &[Plan],
     publish: bool,
@@ -417,12 +419,13 @@ async fn connect_all(
     let gate = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut set = tokio::task::JoinSet::new();
     for (i, plan) in plans.iter().enumerate() {
-        let (http, endpoint, identity, gate) = (
+        let (http, mut endpoint, identity, gate) = (
             http.clone(),
             endpoint.clone(),
             identity.clone(),
             Arc::clone(&gate),
         );
+        endpoint.url = urls[i % urls.len()].clone();
         let spec = SessionSpec {
             publish,
             room: plan.room.clone(),
