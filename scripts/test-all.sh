@@ -16,6 +16,10 @@ command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
 # man renders the man pages (tests/cli-man-page.rs).
 command -v man >/dev/null 2>&1 || need_apt+=(man-db)
+# tests/ice-tcp-browser.rs puts Chromium in a network namespace of its own (iproute2) whose
+# nftables output chain drops UDP to the relay.
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
 # Cluster tests (tests/cluster-*.rs) start Debian's etcd themselves.
 [ -x /usr/bin/etcd ] || need_apt+=(etcd-server)
 if [ ${#need_apt[@]} -gt 0 ]; then

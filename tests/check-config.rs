@@ -197,6 +197,32 @@ fn port_overflow() {
 }
 
 #[test]
+fn ice_tcp_fields_are_checked() {
+    let msg = assert_rejected(
+        &format!("{AUTH}[media]\nworkers = [0, 1]\ntcp_port_base = 65535\n"),
+        5,
+        "media.tcp_port_base",
+    );
+    assert!(msg.contains("65535"), "{msg}");
+    assert_rejected(&format!("{AUTH}[media]\ntcp = \"yes\"\n"), 4, "media.tcp");
+    assert_rejected(
+        &format!("{AUTH}[media]\ntcp_max_connections = 0\n"),
+        4,
+        "media.tcp_max_connections",
+    );
+    assert_rejected(
+        &format!("{AUTH}[media]\ntcp = true\ntcp_send_buffer = 100\n"),
+        5,
+        "media.tcp_send_buffer",
+    );
+    assert_rejected(
+        &format!("{AUTH}[media]\ntcp_idle_timeout = \"0s\"\n"),
+        4,
+        "media.tcp_idle_timeout",
+    );
+}
+
+#[test]
 fn secrets_are_never_printed() {
     let case = case(&format!("{AUTH}[limits]\nmax_body_bytes = 0\n"));
     let out = check(&case.path);

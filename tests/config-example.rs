@@ -55,6 +55,7 @@ fn full_config() -> Config {
         pull_linger: Duration::from_secs(10),
         max_sessions: 0,
     });
+    config.media.tcp_port_base = Some(443);
     config
 }
 

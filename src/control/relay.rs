@@ -380,6 +380,12 @@ impl Relay {
         }
     }
 
+    /// The worker's passive ICE-TCP candidate, at the same (advertised) address.
+    fn tcp_candidate(&self, worker: usize) -> Option<SocketAddr> {
+        let port = self.dp.tcp_addr(worker)?.port();
+        Some(SocketAddr::new(self.candidate(worker).ip(), port))
+    }
+
     /// WHIP: publish `stream` in `room` with an SDP offer.
     pub async fn publish(
         self: &Arc<Self>,
@@ -407,6 +413,7 @@ impl Relay {
             ice_pwd: &ice.local_pwd,
             fingerprint_sha256: self.identity.fingerprint_sha256(),
             candidate: self.candidate(worker),
+            tcp_candidate: self.tcp_candidate(worker),
             role: Role::Publish,
             session_id: id,
         };
@@ -597,6 +604,7 @@ impl Relay {
             ice_pwd: &ice.local_pwd,
             fingerprint_sha256: self.identity.fingerprint_sha256(),
             candidate: self.candidate(worker),
+            tcp_candidate: self.tcp_candidate(worker),
             role: Role::Subscribe {
                 tracks: &published,
                 ssrcs: &ssrcs,
@@ -1138,10 +1146,8 @@ impl Relay {
         }
         let first = mids.first().map_or("0", String::as_str);
         frag.push_str(&format!(
-            "m=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:{first}\r\n\
-             a=candidate:1 1 udp 2130706431 {} {} typ host\r\na=end-of-candidates\r\n",
-            candidate.ip(),
-            candidate.port()
+            "m=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:{first}\r\n{}",
+            sdp::candidate_lines(candidate, self.tcp_candidate(worker))
         ));
         Ok((frag, etag))
     }

@@ -149,6 +149,41 @@ counters! {
     send_errors,
     /// Loop iterations (batches).
     batches,
+    /// ICE-TCP connections open now.
+    tcp_connections,
+    /// Sessions whose validated path is an ICE-TCP connection, now.
+    tcp_sessions,
+    /// ICE-TCP connections accepted.
+    tcp_accepted,
+    /// ICE-TCP connections refused: the worker had `tcp_max_connections`.
+    tcp_rejected_worker_limit,
+    /// ICE-TCP connections refused: the client address had `tcp_connections_per_ip`.
+    tcp_rejected_ip_limit,
+    /// ICE-TCP connections closed by the peer.
+    tcp_closed_peer,
+    /// ICE-TCP connections closed: a frame of no protocol Tern speaks, or an empty one.
+    tcp_closed_garbage,
+    /// ICE-TCP connections closed: a length prefix larger than the largest packet.
+    tcp_closed_oversized,
+    /// ICE-TCP connections closed: non-STUN before authentication, or nothing authenticated
+    /// in time.
+    tcp_closed_unauthenticated,
+    /// ICE-TCP connections closed: idle.
+    tcp_closed_idle,
+    /// ICE-TCP connections closed: a socket error.
+    tcp_closed_error,
+    /// Bytes received on ICE-TCP connections (framing included).
+    tcp_bytes_in,
+    /// Bytes sent on ICE-TCP connections (framing included).
+    tcp_bytes_out,
+    /// Frames received on ICE-TCP connections.
+    tcp_frames_in,
+    /// Frames queued on ICE-TCP connections.
+    tcp_frames_out,
+    /// Packets for an ICE-TCP connection dropped: its send buffer was full (a slow reader).
+    tcp_dropped_send_buffer_full,
+    /// Packets for an ICE-TCP connection dropped: it was closed.
+    tcp_dropped_closed,
 }
 
 /// Histogram bounds: 1 ns to 10 s, 3 significant digits.

@@ -19,6 +19,7 @@ mod congestion;
 mod feedback;
 mod forward;
 mod receive;
+mod tcp;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -207,7 +208,9 @@ pub(crate) fn run(setup: WorkerSetup) {
             next_housekeeping = now + HOUSEKEEPING_EVERY;
             core.housekeeping(now);
             drop_warning.check(id, &core.counters, now);
+            io.housekeeping(now);
             let io_stats = io.stats();
+            core.count_tcp(&io_stats.tcp);
             core.counters.gso_sends = io_stats.gso_sends;
             core.counters.send_errors = core.counters.send_errors.max(io_stats.send_errors);
             if let Ok(mut shared) = stats.latency.try_lock() {

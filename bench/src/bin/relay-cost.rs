@@ -16,14 +16,20 @@
 //! `--numbering`: adds `tern-1w+num`, the one-worker datapath again with every subscriber
 //! numbering its packets (transport-wide sequence number and abs-send-time stamped per copy,
 //! each send remembered in the session's history), against `tern-1w` without, in the same run.
+//! `--tcp`: also `tern-1w-tcp`, the one-worker run with every subscriber on ICE-TCP (RFC 4571
+//! framing, each read by its own thread), beside `tern-1w` on UDP in the same run (`tcp`).
+
+#[path = "relay-cost/tcp.rs"]
+mod tcp;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use tcp::{install_tcp, TcpSub};
 use tern::datapath::{
     Command, Datapath, DatapathConfig, EgressExtensions, ExtensionRewrite, IoMode, MediaKind,
-    Placement, SessionKeys, SubscriptionParams, TrackRef,
+    Placement, SessionKeys, SubscriptionParams, TcpConfig, TrackRef,
 };
 use tern::ice::IceCredentials;
 use tern::srtp::{Profile, SrtpContext};
@@ -51,6 +57,7 @@ struct Args {
     rate: u64,
     extensions: bool,
     numbering: bool,
+    tcp: bool,
 }
 
 fn parse_args() -> Args {
@@ -62,6 +69,7 @@ fn parse_args() -> Args {
         rate: 200_000,
         extensions: false,
         numbering: false,
+        tcp: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -71,6 +79,7 @@ fn parse_args() -> Args {
             "--extensions" => a.extensions = true,
             "--numbering" => a.numbering = true,
             "--alike" => ALIKE.store(true, Ordering::Relaxed),
+            "--tcp" => a.tcp = true,
             "--fanout" => {
                 let v = it.next().unwrap_or_default();
                 a.fanouts = v.split(',').filter_map(|x| x.trim().parse().ok()).collect();
@@ -103,7 +112,7 @@ fn parse_args() -> Args {
                     });
             }
             other => {
-                eprintln!("relay-cost: unknown argument '{other}' (use --json, --quick, --fanout L, --profile P, --rate N, --extensions, --alike, --numbering)");
+                eprintln!("relay-cost: unknown argument '{other}' (use --json, --quick, --fanout L, --profile P, --rate N, --extensions, --alike, --numbering, --tcp)");
                 std::process::exit(2);
             }
         }
@@ -176,7 +185,8 @@ fn session_keys(profile: Profile) -> SessionKeys {
     }
 }
 
-fn install(dp: &Datapath, worker: usize, id: u64, profile: Profile) -> Peer {
+/// Installs session `id` with its keys on `worker`, as the slow path would.
+fn add_session(dp: &Datapath, worker: usize, id: u64, profile: Profile) -> IceCredentials {
     let ice = IceCredentials {
         local_ufrag: format!("r{id}"),
         local_pwd: format!("pw-{id}-0123456789abcdef"),
@@ -198,6 +208,11 @@ fn install(dp: &Datapath, worker: usize, id: u64, profile: Profile) -> Peer {
         },
     )
     .expect("keys");
+    ice
+}
+
+fn install(dp: &Datapath, worker: usize, id: u64, profile: Profile) -> Peer {
+    let ice = add_session(dp, worker, id, profile);
     let sock = UdpSocket::bind("127.0.0.1:0").expect("peer socket");
     sock.set_read_timeout(Some(Duration::from_millis(100))).ok();
     let relay = dp.local_addr(worker);
@@ -336,13 +351,15 @@ fn baseline(profile: Profile, fanout: usize, egress_target: usize, rate: u64) ->
 /// Tern with `workers` workers: CPU ns of the worker threads per egress packet. With
 /// `numbering`, every subscriber stamps its own transport-wide sequence number and
 /// abs-send-time (the ids the publisher's packets carry them under with `--extensions`) and
-/// remembers each send.
+/// remembers each send; with `tcp`, the subscribers are on ICE-TCP (and packets dropped for a
+/// lagging reader are not egress).
 fn tern(
     profile: Profile,
     (workers, numbering): (usize, bool),
     fanout: usize,
     egress_target: usize,
     rate: u64,
+    tcp: bool,
 ) -> f64 {
     let cores = core_ids();
     let placement = if cores.len() >= 2 && workers == 1 {
@@ -357,13 +374,23 @@ fn tern(
             mode: IoMode::Auto,
             ..Default::default()
         },
+        // Every subscriber connects from 127.0.0.1.
+        tcp: Some(TcpConfig {
+            connections_per_ip: 1024,
+            ..TcpConfig::default()
+        }),
         ..DatapathConfig::default()
     };
     let dp = Datapath::start(cfg).expect("datapath");
     let publisher = install(&dp, 0, 1, profile);
-    let subs: Vec<Peer> = (0..fanout)
-        .map(|i| install(&dp, i % workers, 100 + i as u64, profile))
-        .collect();
+    let (mut subs, mut tcp_subs): (Vec<Peer>, Vec<TcpSub>) = (Vec::new(), Vec::new());
+    for i in 0..fanout {
+        let (w, id) = (i % workers, 100 + i as u64);
+        match tcp {
+            false => subs.push(install(&dp, w, id, profile)),
+            true => tcp_subs.push(install_tcp(&dp, w, id, profile)),
+        }
+    }
     dp.send(
         0,
         Command::Publish {
@@ -409,7 +436,11 @@ fn tern(
     std::thread::sleep(Duration::from_millis(200));
     let tids = worker_tids(workers);
     let before: u64 = tids.iter().map(|&t| thread_cpu_ns(Some(t))).sum();
-    let out_before = dp.total_counters().media_out;
+    let sent = |dp: &Datapath| {
+        let c = dp.total_counters();
+        c.media_out - c.tcp_dropped_send_buffer_full
+    };
+    let out_before = sent(&dp);
     send_paced(
         profile,
         fanout,
@@ -420,8 +451,16 @@ fn tern(
     );
     std::thread::sleep(Duration::from_millis(300));
     let after: u64 = tids.iter().map(|&t| thread_cpu_ns(Some(t))).sum();
-    let egress = dp.total_counters().media_out - out_before;
+    let egress = sent(&dp) - out_before;
+    let dropped = dp.total_counters().tcp_dropped_send_buffer_full;
+    if dropped > 0 {
+        eprintln!("relay-cost: {dropped} packets dropped for lagging TCP readers (not counted)");
+    }
+    drop(dp); // closes the TCP connections, which ends their drain threads
     drop(subs);
+    for s in tcp_subs {
+        s.finish();
+    }
     if egress == 0 {
         eprintln!("relay-cost: no egress packets counted");
         return f64::NAN;
@@ -461,31 +500,45 @@ fn main() {
     for &profile in &args.profiles {
         for &fanout in &args.fanouts {
             // Median of `reps` runs each, interleaved, so drift hits every implementation alike.
-            let (mut fs, mut t1s, mut t2s, mut bs, mut ns) =
-                (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let (mut fs, mut t1s, mut t2s, mut bs, mut ns, mut tcps) = (
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                vec![f64::NAN],
+            );
             for _ in 0..reps {
                 fs.push(floor(profile, egress));
-                t1s.push(tern(profile, (1, false), fanout, egress, args.rate));
+                t1s.push(tern(profile, (1, false), fanout, egress, args.rate, false));
                 if args.numbering {
-                    ns.push(tern(profile, (1, true), fanout, egress, args.rate));
+                    ns.push(tern(profile, (1, true), fanout, egress, args.rate, false));
                 }
-                t2s.push(tern(profile, (2, false), fanout, egress, args.rate));
+                if args.tcp {
+                    tcps.push(tern(profile, (1, false), fanout, egress, args.rate, true));
+                }
+                t2s.push(tern(profile, (2, false), fanout, egress, args.rate, false));
                 bs.push(baseline(profile, fanout, egress, args.rate));
+            }
+            if args.tcp {
+                tcps.remove(0);
             }
             let n = if ns.is_empty() { f64::NAN } else { median(ns) };
             let (f, t1, t2, b) = (median(fs), median(t1s), median(t2s), median(bs));
+            let tcp = median(tcps);
             for (imp, v) in [
                 ("floor", f),
                 ("tern-1w", t1),
                 ("tern-1w+num", n),
                 ("tern-2w", t2),
                 ("baseline", b),
+                ("tern-1w-tcp", tcp),
             ] {
                 if args.json && !v.is_nan() {
                     println!("{{\"impl\": \"{imp}\", \"profile\": \"{}\", \"fanout\": {fanout}, \"cpu_ns_per_egress\": {v:.1}}}", profile.name());
                 }
             }
-            rows.push((profile, fanout, f, t1, t2, b, n));
+            rows.push((profile, fanout, f, t1, t2, b, n, tcp));
         }
     }
     if !args.json {
@@ -514,7 +567,7 @@ fn main() {
             print!(" {:>11} {:>9}", "tern-1w+num", "num/1w");
         }
         println!();
-        for (p, fanout, f, t1, t2, b, n) in rows {
+        for &(p, fanout, f, t1, t2, b, n, _) in &rows {
             print!(
                 "{:<24} {:>6} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>9.3} {:>9.3} {:>9.3}",
                 p.name(),
@@ -531,6 +584,21 @@ fn main() {
                 print!(" {:>11.1} {:>9.3}", n, n / t1);
             }
             println!();
+        }
+        if args.tcp {
+            println!("# ICE-TCP subscribers, one worker, same run");
+            let head = ("profile", "fanout", "tern-1w", "1w-tcp", "tcp/udp");
+            println!(
+                "{:<24} {:>6} {:>10} {:>10} {:>9}",
+                head.0, head.1, head.2, head.3, head.4
+            );
+            for (p, fanout, _, t1, _, _, _, tcp) in rows {
+                let name = p.name();
+                println!(
+                    "{name:<24} {fanout:>6} {t1:>10.1} {tcp:>10.1} {:>9.3}",
+                    tcp / t1
+                );
+            }
         }
     }
 }

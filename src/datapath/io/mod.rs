@@ -5,6 +5,8 @@
 //! io_uring (one multishot `RECVMSG` on a provided buffer ring, one `io_uring_enter` per batch)
 //! or, where io_uring is unavailable, `recvmmsg`/`sendmmsg` with `poll(2)`; the API above it is
 //! the same. Consecutive equal-sized packets to one destination leave as one UDP GSO send.
+//! With [`UdpIo::attach_tcp`] it also owns the worker's ICE-TCP listener and connections
+//! (`tcp`), driven by the same ring or poll; the worker sees their frames as datagrams.
 //!
 //! This is the only module of the crate allowed `unsafe`: every block says why it is sound in a
 //! `// SAFETY:` comment. It never allocates per packet or per batch after [`UdpIo::new`], never
@@ -15,17 +17,19 @@
 mod addr;
 mod mmsg;
 mod send;
+mod tcp;
 mod uring;
 mod waker;
 
 use std::fmt;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use send::SendQueue;
+pub use tcp::{is_tcp, peer_addr, TcpConfig, TcpStats};
 pub use waker::Waker;
 
 /// Largest number of UDP segments in one GSO send (the kernel's `UDP_MAX_SEGMENTS` is 64 on
@@ -193,6 +197,8 @@ pub struct IoStats {
     pub recv_rearms: u64,
     /// Receive completions that failed (other than running out of buffers).
     pub recv_errors: u64,
+    /// ICE-TCP connections, frames and drops (zero without [`UdpIo::attach_tcp`]).
+    pub tcp: TcpStats,
 }
 
 /// Why [`UdpIo::new`] failed.
@@ -355,7 +361,53 @@ impl UdpIo {
             Backend::Mmsg(m) => m.stats,
         };
         s.send_queue_full = self.tx.full_count();
+        s.tcp = self.tcp().map(|t| t.stats).unwrap_or_default();
         s
+    }
+
+    /// Serves ICE-TCP (RFC 6544 passive, RFC 4571 framing) on `listener` through this I/O:
+    /// frames reach `run_once`'s callback under an address [`is_tcp`] recognises, and packets
+    /// committed to such an address are framed onto that connection. Frames longer than
+    /// `buffer_size` close their connection.
+    pub fn attach_tcp(&mut self, listener: TcpListener, cfg: &TcpConfig) -> Result<(), IoError> {
+        cfg.validate()?;
+        let conns = tcp::Conns::new(listener, cfg, self.tx.buffer_size());
+        match &mut self.backend {
+            Backend::Uring(u) => u.attach_tcp(conns),
+            Backend::Mmsg(m) => {
+                m.attach_tcp(tcp::poll::PollTcp::new(conns).map_err(IoError::Socket)?)
+            }
+        }
+        Ok(())
+    }
+
+    /// The ICE-TCP listener's address, once attached.
+    pub fn tcp_local_addr(&self) -> Option<SocketAddr> {
+        self.tcp().and_then(tcp::Conns::local_addr)
+    }
+
+    /// Timers that need no precision (call every ~100 ms): closes ICE-TCP connections past
+    /// their authentication or idle timeout.
+    pub fn housekeeping(&mut self, now: Instant) {
+        match &mut self.backend {
+            Backend::Uring(u) => {
+                if let Some(t) = u.tcp_mut() {
+                    t.housekeeping(now);
+                }
+            }
+            Backend::Mmsg(m) => {
+                if let Some(t) = m.tcp.as_mut() {
+                    t.housekeeping(now);
+                }
+            }
+        }
+    }
+
+    fn tcp(&self) -> Option<&tcp::Conns> {
+        match &self.backend {
+            Backend::Uring(u) => u.tcp(),
+            Backend::Mmsg(m) => m.tcp.as_ref().map(tcp::poll::PollTcp::conns),
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Instant;
 use crossbeam::channel::TrySendError;
 
 use super::super::command::Event;
-use super::super::io::SendQueue;
+use super::super::io::{self, SendQueue};
 use super::super::session::Inbound;
 use super::super::upstream::{rtx_osn, unwrap_rtx};
 use super::super::TrackId;
@@ -44,7 +44,8 @@ impl Core {
             self.counters.send_queue_full += 1;
             return;
         };
-        match ice::answer_binding(buf, &session.ice, src, out) {
+        // XOR-MAPPED-ADDRESS: where the peer sends from (a TCP connection's remote address).
+        match ice::answer_binding(buf, &session.ice, io::peer_addr(src), out) {
             Ok((len, info)) => {
                 tx.commit(len, src);
                 self.counters.stun_answered += 1;
