@@ -9,6 +9,7 @@
 //! fails; names carry this process's id so parallel runs do not collide.
 
 mod browser_support;
+mod metrics_support;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::{Command, Stdio};
