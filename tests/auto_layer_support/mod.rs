@@ -321,10 +321,12 @@ impl Shaper {
         shaper
     }
 
-    /// Points the answer's candidate at the proxy and the proxy at the relay.
+    /// Points the answer's UDP candidate at the proxy and the proxy at the relay; the passive
+    /// TCP candidate is left out (the shaped path is UDP only).
     pub fn via(&self, answer: &str) -> String {
         answer
             .lines()
+            .filter(|line| !(line.starts_with("a=candidate:") && line.contains(" tcp ")))
             .map(|line| {
                 let Some(rest) = line.strip_prefix("a=candidate:") else {
                     return line.to_owned();
