@@ -248,6 +248,28 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Relay {
+    /// A subscriber's (or a link's) DTLS is up: its keys to its worker, then its feeds as they
+    /// are now (a layer may have stopped meanwhile), installed under the registry's lock so that
+    /// no layer change is sent before them.
+    pub(super) fn start_feeds(
+        &self,
+        id: SessionId,
+        worker: usize,
+        keys: crate::datapath::SessionKeys,
+    ) -> Option<()> {
+        self.dp
+            .send(worker, Command::SetKeys { session: id, keys })
+            .ok()?;
+        let mut reg = lock(&self.registry);
+        let s = reg.sessions.get_mut(&id)?;
+        s.connected = true;
+        for feed in &s.feeds {
+            let params = feed.params.clone();
+            self.dp.subscribe(worker, id, feed.track, params).ok()?;
+        }
+        Some(())
+    }
+
     /// A relay over a started datapath. Call from within the slow path's tokio runtime.
     pub fn new(
         dp: Arc<Datapath>,
@@ -682,20 +704,7 @@ impl Relay {
         self.log_admitted(id);
         let relay = Arc::clone(self);
         self.spawn_dtls(id, worker, offer.fingerprints.clone(), move |keys| {
-            relay
-                .dp
-                .send(worker, Command::SetKeys { session: id, keys })
-                .ok()?;
-            // The feeds as they are now (a layer may have stopped meanwhile), installed under the
-            // registry's lock so that no layer change is sent before them.
-            let mut reg = lock(&relay.registry);
-            let s = reg.sessions.get_mut(&id)?;
-            s.connected = true;
-            for feed in &s.feeds {
-                let params = feed.params.clone();
-                relay.dp.subscribe(worker, id, feed.track, params).ok()?;
-            }
-            Some(())
+            relay.start_feeds(id, worker, keys)
         });
         Ok(Created {
             session: id,

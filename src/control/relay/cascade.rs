@@ -655,18 +655,7 @@ impl Relay {
         };
         let relay = Arc::clone(self);
         self.spawn_dtls_as(id, worker, expected, false, move |keys| {
-            relay
-                .dp
-                .send(worker, Command::SetKeys { session: id, keys })
-                .ok()?;
-            let mut reg = lock(&relay.registry);
-            let s = reg.sessions.get_mut(&id)?;
-            s.connected = true;
-            for feed in &s.feeds {
-                let params = feed.params.clone();
-                relay.dp.subscribe(worker, id, feed.track, params).ok()?;
-            }
-            Some(())
+            relay.start_feeds(id, worker, keys)
         });
         Ok(answer)
     }
