@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::datapath::{DatapathConfig, IoConfig, IoMode, Placement};
+use crate::datapath::{DatapathConfig, IoConfig, IoMode, Placement, TcpConfig};
 pub use cluster::{valid_node_id, ClusterConfig};
 use source::Source;
 pub use values::Workers;
@@ -110,6 +110,23 @@ pub struct MediaConfig {
     /// PEM file with the PKCS#8 private key of `dtls_certificate_file`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dtls_key_file: Option<PathBuf>,
+    /// ICE-TCP (RFC 6544 passive candidates) beside UDP, for viewers whose network blocks UDP
+    /// (default true). Clients use it only when UDP fails.
+    pub tcp: bool,
+    /// Worker `i` listens on TCP `tcp_port_base + i` (default: unset, `port_base`; 443 for a
+    /// single-worker edge behind a firewall that allows only HTTPS).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp_port_base: Option<u16>,
+    /// Open ICE-TCP connections per worker; more are refused (default 1024).
+    pub tcp_max_connections: u32,
+    /// Open ICE-TCP connections per client address, per worker (default 20).
+    pub tcp_connections_per_ip: u32,
+    /// An ICE-TCP connection that sends nothing for this long is closed (default `30s`).
+    #[serde(with = "values::duration")]
+    pub tcp_idle_timeout: Duration,
+    /// Bytes queued per ICE-TCP connection; a slow reader's packets beyond it are dropped
+    /// (default 262144).
+    pub tcp_send_buffer: u32,
 }
 
 impl Default for MediaConfig {
@@ -126,6 +143,12 @@ impl Default for MediaConfig {
             consent_timeout: crate::ice::DEFAULT_CONSENT_TIMEOUT,
             dtls_certificate_file: None,
             dtls_key_file: None,
+            tcp: true,
+            tcp_port_base: None,
+            tcp_max_connections: 1024,
+            tcp_connections_per_ip: 20,
+            tcp_idle_timeout: Duration::from_secs(30),
+            tcp_send_buffer: 256 << 10,
         }
     }
 }
@@ -423,6 +446,14 @@ impl Config {
                 ..IoConfig::default()
             },
             consent_timeout: media.consent_timeout,
+            tcp: media.tcp.then(|| TcpConfig {
+                port_base: media.tcp_port_base,
+                max_connections: media.tcp_max_connections as usize,
+                connections_per_ip: media.tcp_connections_per_ip as usize,
+                idle_timeout: media.tcp_idle_timeout,
+                send_buffer: media.tcp_send_buffer as usize,
+                ..TcpConfig::default()
+            }),
             ..DatapathConfig::default()
         }
     }
@@ -458,6 +489,12 @@ mod tests {
         assert_eq!(dp.placement, Placement::Fixed(vec![0]));
         assert_eq!(dp.io.mode, IoMode::Mmsg);
         assert_eq!(dp.port_base, 41000);
+        let tcp = dp.tcp.expect("ICE-TCP is on by default");
+        assert_eq!(tcp.port_base, None, "on the UDP ports");
+        config.media.tcp_port_base = Some(443);
+        assert_eq!(config.datapath().tcp.unwrap().port_base, Some(443));
+        config.media.tcp = false;
+        assert!(config.datapath().tcp.is_none());
         config.media.placement = WorkerPlacement::Unbound;
         assert_eq!(config.datapath().placement, Placement::Unbound(1));
         config.media.io = IoBackend::Xdp;

@@ -6,10 +6,13 @@
 #![deny(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
+pub mod cc;
+pub mod cli;
 pub mod config;
 pub mod control;
 pub mod datapath;
 pub mod ice;
+pub mod logging;
 pub mod pki;
 pub mod srtp;
 pub mod wire;

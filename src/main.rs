@@ -1,88 +1,65 @@
 //! The `tern` command line: `tern serve` (the relay, with systemd's notify protocol, SIGTERM
-//! drain and SIGHUP reload), `tern check-config`, `tern token`, `tern version`.
+//! drain and SIGHUP reload), `tern check-config`, `tern token`, `tern version`,
+//! `tern completions <shell>`. Parsing is `tern::cli` (clap); `serve` logs through `tracing`
+//! (`tern::logging`), the other commands print their result on stdout and their error on stderr.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use clap::Parser;
 use tokio::signal::unix::SignalKind;
+use tracing::{error, info, warn};
 
-use tern::config::{Config, DEFAULT_PATH};
+use tern::cli::{Cli, Commands, TokenCommand};
+use tern::config::{Config, LogConfig};
 use tern::control::notify::{self, Notifier};
 
-const USAGE: &str = "usage: tern <command>
-  serve [--config FILE]   run the relay (no --config: built-in defaults on 127.0.0.1)
-  check-config [FILE]     validate a config file (default /etc/tern/tern.toml)
-  token --room R [--stream S] [--publish] [--subscribe] [--identity I] [--ttl 1h] [--config F]
-                          mint an access token (HS256 secret from TERN_JWT_SECRET or the config);
-                          prints only the token
-  version                 print the version
-  help                    print this help";
-
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    // `tern <command> --help` (or -h) prints the usage, like `tern help`.
-    if args.len() > 1 && args[1..].iter().any(|a| a == "--help" || a == "-h") {
-        println!("{USAGE}");
-        return ExitCode::SUCCESS;
-    }
-    match args.first().map(String::as_str) {
-        Some("serve") => serve(&args[1..]),
-        Some("check-config") => check_config(&args[1..]),
-        Some("token") => token(&args[1..]),
-        Some("version") | Some("--version") | Some("-V") => {
-            println!("tern {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
-        }
-        Some("help") | Some("--help") | Some("-h") | None => {
-            println!("{USAGE}");
-            ExitCode::SUCCESS
-        }
-        Some(other) => {
-            eprintln!("tern: unknown command '{other}' (try 'tern help')");
-            ExitCode::from(2)
-        }
+    match Cli::parse().command {
+        Commands::Serve { config } => serve(config),
+        Commands::CheckConfig { file } => check_config(file),
+        Commands::Token(t) => token(t),
+        Commands::Version => print(format!("tern {}\n", env!("CARGO_PKG_VERSION")).as_bytes()),
+        Commands::Completions { shell } => print(&tern::cli::completions(shell)),
+        Commands::Man { dir } => match tern::cli::man_pages(&dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&format!("tern: {}: {e}", dir.display())),
+        },
     }
 }
 
-/// `serve [--config FILE | --config=FILE]`: `None` means the built-in defaults.
-fn parse_serve_args(args: &[String]) -> Result<Option<PathBuf>, String> {
-    let mut config = None;
-    let mut rest = args.iter();
-    while let Some(arg) = rest.next() {
-        if arg == "--config" || arg == "-c" {
-            let path = rest.next().ok_or("--config needs a file name")?;
-            config = Some(PathBuf::from(path));
-        } else if let Some(path) = arg.strip_prefix("--config=") {
-            config = Some(PathBuf::from(path));
-        } else {
-            return Err(format!("serve: unknown argument '{arg}'"));
-        }
+/// Writes a command's output to stdout.
+fn print(bytes: &[u8]) -> ExitCode {
+    match std::io::stdout().write_all(bytes) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::FAILURE,
     }
-    Ok(config)
 }
 
-fn serve(args: &[String]) -> ExitCode {
-    let path = match parse_serve_args(args) {
-        Ok(path) => path,
-        Err(e) => {
-            eprintln!("tern: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+/// A command's error on stderr (a result, not a log line).
+fn fail(message: &str) -> ExitCode {
+    let _ = writeln!(std::io::stderr(), "{message}");
+    ExitCode::FAILURE
+}
+
+fn serve(path: Option<PathBuf>) -> ExitCode {
     let quick_start = path.is_none();
     let (config, origin) = match &path {
         Some(path) => match Config::load(path) {
             Ok(config) => (config, path.display().to_string()),
             Err(e) => {
-                eprintln!("tern: refusing to start: {e}");
+                tern::logging::init(&LogConfig::default());
+                error!("refusing to start: {e}");
                 return ExitCode::FAILURE;
             }
         },
         None => (Config::default(), "built-in defaults".to_string()),
     };
-    eprintln!("tern: config ok ({origin})");
+    tern::logging::init(&config.log);
+    info!(%origin, "config ok");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -91,7 +68,7 @@ fn serve(args: &[String]) -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("tern: cannot start the async runtime: {e}");
+            error!("cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -106,15 +83,17 @@ fn serve(args: &[String]) -> ExitCode {
         let server = match tern::control::server::start(&config, fallback.clone()).await {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("tern: cannot start: {e}");
+                error!("cannot start: {e}");
                 return ExitCode::FAILURE;
             }
         };
-        eprintln!(
-            "tern: serving ({origin}): http://{} media {} worker(s) from {}",
-            server.http_addr,
-            server.relay.dp.worker_count(),
-            server.relay.dp.local_addr(0)
+        info!(
+            %origin,
+            http = %format_args!("http://{}", server.http_addr),
+            workers = server.relay.dp.worker_count(),
+            media = %server.relay.dp.local_addr(0),
+            io_mode = server.relay.dp.stats(0).io_mode,
+            "serving"
         );
         if quick_start {
             if let Some(minter) = &server.minter {
@@ -127,7 +106,7 @@ fn serve(args: &[String]) -> ExitCode {
         }
         let mut drain_timeout = config.drain_timeout();
         let signal = |kind: SignalKind| {
-            tokio::signal::unix::signal(kind).map_err(|e| eprintln!("tern: cannot watch signals: {e}"))
+            tokio::signal::unix::signal(kind).map_err(|e| error!("cannot watch signals: {e}"))
         };
         let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
             return ExitCode::FAILURE;
@@ -135,7 +114,7 @@ fn serve(args: &[String]) -> ExitCode {
         let notifier = match Notifier::from_env() {
             Ok(n) => n.map(Arc::new),
             Err(e) => {
-                eprintln!("tern: NOTIFY_SOCKET: {e}; not talking to the service manager");
+                warn!("NOTIFY_SOCKET: {e}; not talking to the service manager");
                 None
             }
         };
@@ -148,11 +127,11 @@ fn serve(args: &[String]) -> ExitCode {
         loop {
             tokio::select! {
                 _ = term.recv() => {
-                    eprintln!("tern: SIGTERM: draining for up to {drain_timeout:?}");
+                    info!(timeout = ?drain_timeout, "SIGTERM: draining");
                     notify(&notifier, "STOPPING=1\nSTATUS=draining");
                     server.drain(drain_timeout).await;
                     server.stop().await;
-                    eprintln!("tern: drained; exiting");
+                    info!("drained; exiting");
                     return ExitCode::SUCCESS;
                 }
                 _ = tokio::signal::ctrl_c() => {
@@ -163,14 +142,14 @@ fn serve(args: &[String]) -> ExitCode {
                     notify(&notifier, "RELOADING=1");
                     match reload(&server, path.as_deref(), fallback.clone()) {
                         Ok(new_drain) => drain_timeout = new_drain,
-                        Err(e) => eprintln!("tern: SIGHUP: keeping the running config: {e}"),
+                        Err(e) => error!("SIGHUP: keeping the running config: {e}"),
                     }
                     notify(&notifier, "READY=1\nSTATUS=serving");
                 }
                 _ = dead_check.tick() => {
                     let dead = server.relay.dp.dead_workers();
                     if !dead.is_empty() {
-                        eprintln!("tern: worker(s) {dead:?} stopped unexpectedly (panic); exiting so the service manager restarts us");
+                        error!(workers = ?dead, "worker(s) {dead:?} stopped unexpectedly (panic); exiting so the service manager restarts us");
                         return ExitCode::from(70);
                     }
                 }
@@ -182,7 +161,7 @@ fn serve(args: &[String]) -> ExitCode {
 fn notify(notifier: &Option<Arc<Notifier>>, message: &str) {
     if let Some(n) = notifier {
         if let Err(e) = n.send(message) {
-            eprintln!("tern: sd_notify: {e}");
+            warn!("sd_notify: {e}");
         }
     }
 }
@@ -209,7 +188,7 @@ async fn report_health(notifier: Arc<Notifier>, relay: Arc<tern::control::relay:
                     }
                     Err(why) => {
                         if !withheld {
-                            eprintln!("tern: withholding the watchdog ping: {why}");
+                            warn!("withholding the watchdog ping: {why}");
                             withheld = true;
                         }
                     }
@@ -241,99 +220,43 @@ fn reload(
         .reload(&config, fallback)
         .map_err(|e| e.to_string())?;
     let origin = path.map_or("built-in defaults".into(), |p| p.display().to_string());
-    eprintln!("tern: SIGHUP: reloaded auth and limits from {origin}; live sessions kept");
+    info!(%origin, "SIGHUP: reloaded auth and limits; live sessions kept");
     if !restart.is_empty() {
-        eprintln!(
-            "tern: SIGHUP: changes to {} take effect only after a restart",
+        warn!(
+            "SIGHUP: changes to {} take effect only after a restart",
             restart.join(", ")
         );
     }
     Ok(config.drain_timeout())
 }
 
-fn check_config(args: &[String]) -> ExitCode {
-    let path = match args {
-        [] => PathBuf::from(DEFAULT_PATH),
-        [path] => PathBuf::from(path),
-        _ => {
-            eprintln!("tern: check-config takes one file name\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+fn check_config(path: PathBuf) -> ExitCode {
     match Config::load(&path) {
-        Ok(_) => {
-            println!("ok: {}", path.display());
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("{e}");
-            ExitCode::FAILURE
-        }
+        Ok(_) => print(format!("ok: {}\n", path.display()).as_bytes()),
+        Err(e) => fail(&e.to_string()),
     }
 }
 
 /// `tern token …`: prints only the token on stdout.
-fn token(args: &[String]) -> ExitCode {
+fn token(t: TokenCommand) -> ExitCode {
     use tern::control::auth::{mint_from_config, TokenArgs};
-    let mut t = TokenArgs {
-        room: String::new(),
-        stream: None,
-        publish: false,
-        subscribe: false,
-        identity: None,
-        ttl: std::time::Duration::from_secs(3600),
-    };
-    let mut config_path = None;
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
-        let r = match arg.as_str() {
-            "--room" => value("--room").map(|v| t.room = v),
-            "--stream" => value("--stream").map(|v| t.stream = Some(v)),
-            "--identity" => value("--identity").map(|v| t.identity = Some(v)),
-            "--publish" => {
-                t.publish = true;
-                Ok(())
-            }
-            "--subscribe" => {
-                t.subscribe = true;
-                Ok(())
-            }
-            "--ttl" => value("--ttl").and_then(|v| {
-                humantime::parse_duration(&v)
-                    .map(|d| t.ttl = d)
-                    .map_err(|e| format!("--ttl {v}: {e}"))
-            }),
-            "--config" | "-c" => value("--config").map(|v| config_path = Some(PathBuf::from(v))),
-            other => Err(format!("token: unknown argument '{other}'")),
-        };
-        if let Err(e) = r {
-            eprintln!("tern: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    }
-    let config = match &config_path {
+    let config = match &t.config {
         Some(p) => match Config::load(p) {
             Ok(c) => c,
-            Err(e) => {
-                eprintln!("tern: {e}");
-                return ExitCode::FAILURE;
-            }
+            Err(e) => return fail(&format!("tern: {e}")),
         },
         None => Config::default(),
     };
-    match mint_from_config(&config, &t) {
-        Ok(token) => {
-            println!("{token}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("tern: token: {e}");
-            ExitCode::FAILURE
-        }
+    let args = TokenArgs {
+        room: t.room,
+        stream: t.stream,
+        publish: t.publish,
+        subscribe: t.subscribe,
+        identity: t.identity,
+        ttl: t.ttl,
+    };
+    match mint_from_config(&config, &args) {
+        Ok(token) => print(format!("{token}\n").as_bytes()),
+        Err(e) => fail(&format!("tern: token: {e}")),
     }
 }

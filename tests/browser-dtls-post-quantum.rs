@@ -5,6 +5,7 @@
 //! on the SRTP profile Tern prefers (read from the reassembled hello).
 
 mod browser_support;
+mod metrics_support;
 
 use browser_support::{metric, page_url, run_script_with_flags, start_relay};
 

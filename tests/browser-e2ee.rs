@@ -4,6 +4,7 @@
 //! decodes none of it, because its decryptor cannot open a single frame.
 
 mod browser_support;
+mod metrics_support;
 
 use browser_support::{metric, page_url, run_script, start_relay};
 

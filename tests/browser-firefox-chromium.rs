@@ -10,6 +10,7 @@
 //! test, loudly.
 
 mod browser_support;
+mod metrics_support;
 
 use std::net::{IpAddr, UdpSocket};
 use std::path::Path;

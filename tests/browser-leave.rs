@@ -5,6 +5,7 @@
 //! the relay through the admin API while the browser is still running.
 
 mod browser_support;
+mod metrics_support;
 
 use std::time::{Duration, Instant};
 

@@ -4,6 +4,7 @@
 //! the session there, and the viewer decodes a demo-page tab's camera.
 
 mod browser_support;
+mod metrics_support;
 
 use browser_support::{page_url, run_script, start_relay, token};
 

@@ -4,6 +4,7 @@
 //! and each tab decodes the other's video. Before, such an offer was refused with 400.
 
 mod browser_support;
+mod metrics_support;
 
 use browser_support::{page_url, run_script, start_relay};
 

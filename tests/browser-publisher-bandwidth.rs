@@ -6,6 +6,7 @@
 //! is in the Mbit/s and the full resolution goes out.
 
 mod browser_support;
+mod metrics_support;
 
 use browser_support::{page_url, run_script, start_relay};
 

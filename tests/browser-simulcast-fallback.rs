@@ -5,6 +5,7 @@
 //! viewer goes back to it (640 wide).
 
 mod browser_support;
+mod metrics_support;
 
 use browser_support::{page_url, run_script, start_relay};
 

@@ -5,6 +5,7 @@
 //! without a new track. A layer the publisher does not send is refused with 400.
 
 mod browser_support;
+mod metrics_support;
 
 use browser_support::{page_url, run_script, start_relay};
 

@@ -5,6 +5,7 @@
 //! 320-wide ones; neither ever sees the other layer.
 
 mod browser_support;
+mod metrics_support;
 
 use browser_support::{page_url, run_script, start_relay};
 

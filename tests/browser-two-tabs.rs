@@ -7,6 +7,7 @@
 //! choice.
 
 mod browser_support;
+mod metrics_support;
 
 use browser_support::{metric, page_url, run_script, start_relay};
 

@@ -235,6 +235,32 @@ fn port_overflow() {
 }
 
 #[test]
+fn ice_tcp_fields_are_checked() {
+    let msg = assert_rejected(
+        &format!("{AUTH}[media]\nworkers = [0, 1]\ntcp_port_base = 65535\n"),
+        5,
+        "media.tcp_port_base",
+    );
+    assert!(msg.contains("65535"), "{msg}");
+    assert_rejected(&format!("{AUTH}[media]\ntcp = \"yes\"\n"), 4, "media.tcp");
+    assert_rejected(
+        &format!("{AUTH}[media]\ntcp_max_connections = 0\n"),
+        4,
+        "media.tcp_max_connections",
+    );
+    assert_rejected(
+        &format!("{AUTH}[media]\ntcp = true\ntcp_send_buffer = 100\n"),
+        5,
+        "media.tcp_send_buffer",
+    );
+    assert_rejected(
+        &format!("{AUTH}[media]\ntcp_idle_timeout = \"0s\"\n"),
+        4,
+        "media.tcp_idle_timeout",
+    );
+}
+
+#[test]
 fn secrets_are_never_printed() {
     let case = case(&format!("{AUTH}[limits]\nmax_body_bytes = 0\n"));
     let out = check(&case.path);
@@ -279,6 +305,29 @@ fn example_config_passes() {
         String::from_utf8_lossy(&out.stdout).trim(),
         format!("ok: {}", case.path.display())
     );
+}
+
+#[test]
+fn the_cluster_examples_pass() {
+    for n in 1..=3 {
+        let node = fs::read_to_string(format!(
+            "{}/docs/cluster/node{n}.toml",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        assert!(node.contains("\"/tmp/tern-cluster.secret\""));
+        let case = case(&format!(
+            "{AUTH}{}",
+            node.replace("/tmp/tern-cluster.secret", "SECRET")
+        ));
+        let out = check(&case.path);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "node{n}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! edge pulls exactly one copy of the stream from the origin, however many viewers it has.
 
 mod cluster_support;
+mod metrics_support;
 mod serve_support;
 mod webrtc_client;
 
@@ -54,7 +55,7 @@ async fn edges_pull_one_copy_and_every_viewer_gets_every_payload() {
     );
     assert_eq!(metric(&n1.base, "tern_cluster_links").await, Some(2.0));
     // The viewers' sessions are on the edges: the origin holds the publisher and two links.
-    let sessions = |base: String| async move { metric(&base, "tern_sessions_total").await };
+    let sessions = |base: String| async move { metric(&base, "tern_worker_sessions").await };
     assert_eq!(sessions(n1.base.clone()).await, Some(3.0));
 
     // The publisher leaves: the stream is gone everywhere, and the edges let go of it.

@@ -6,6 +6,7 @@
 
 mod browser_support;
 mod cluster_support;
+mod metrics_support;
 mod serve_support;
 mod webrtc_client;
 

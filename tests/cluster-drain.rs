@@ -4,6 +4,7 @@
 //! drain timeout passed, leaving the cluster at once.
 
 mod cluster_support;
+mod metrics_support;
 mod serve_support;
 mod webrtc_client;
 

@@ -2,6 +2,7 @@
 //! with Retry-After and the reason, and the nodes take new sessions again once etcd is back.
 
 mod cluster_support;
+mod metrics_support;
 mod serve_support;
 mod webrtc_client;
 
@@ -69,9 +70,16 @@ async fn flowing_sessions_survive_etcd_loss_and_new_ones_wait_for_its_return() {
         assert!(retry.is_some(), "{url}: no Retry-After");
         assert!(body.contains("etcd"), "{url}: {body}");
     }
+    // Load balancers hear it too, with the reason.
+    let ready = reqwest::get(format!("{}/readyz", n1.base)).await.unwrap();
+    assert_eq!(ready.status().as_u16(), 503);
+    let why = ready.text().await.unwrap();
+    assert!(why.starts_with("cluster:") && why.contains("etcd"), "{why}");
 
     etcd.restart();
     until_nodes(&[&n1.base, &n2.base], 2.0).await;
+    let ready = reqwest::get(format!("{}/readyz", n1.base)).await.unwrap();
+    assert_eq!(ready.status().as_u16(), 200, "readyz after etcd returned");
     let mut late = view(&n2.base, ("ops", "cam"), &token("ops", false, true, "late")).await;
     assert!(late.receive(20, Duration::from_secs(5)).await.len() >= 20);
     let second = publish(

@@ -4,6 +4,7 @@
 //! have media from the new origin within 3 s of the kill.
 
 mod cluster_support;
+mod metrics_support;
 mod serve_support;
 mod webrtc_client;
 

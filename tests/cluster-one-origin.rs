@@ -4,6 +4,7 @@
 //! the stream over instead (a publisher that moved).
 
 mod cluster_support;
+mod metrics_support;
 mod serve_support;
 mod webrtc_client;
 
@@ -64,7 +65,7 @@ async fn two_publishers_racing_for_one_stream_get_one_201_and_one_409() {
     // The old origin ends its publisher session; a new viewer anywhere gets the new origin's.
     assert!(
         until(Duration::from_secs(3), || async {
-            metric(&n1.base, "tern_sessions_total").await == Some(0.0)
+            metric(&n1.base, "tern_worker_sessions").await == Some(0.0)
         })
         .await,
         "n1 still holds sessions after the takeover"

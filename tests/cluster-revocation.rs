@@ -3,6 +3,7 @@
 //! sessions keep flowing.
 
 mod cluster_support;
+mod metrics_support;
 mod serve_support;
 mod webrtc_client;
 
@@ -39,9 +40,9 @@ async fn a_revocation_ends_the_identitys_sessions_on_every_node_within_a_second(
     }
     // Sessions per node before: n1 publisher + mallory (+ links), n2 trent + mallory, n3 mallory.
     let before = [
-        metric(&n1.base, "tern_sessions_total").await.unwrap(),
-        metric(&n2.base, "tern_sessions_total").await.unwrap(),
-        metric(&n3.base, "tern_sessions_total").await.unwrap(),
+        metric(&n1.base, "tern_worker_sessions").await.unwrap(),
+        metric(&n2.base, "tern_worker_sessions").await.unwrap(),
+        metric(&n3.base, "tern_worker_sessions").await.unwrap(),
     ];
 
     let revoked_at = Instant::now();
@@ -56,7 +57,7 @@ async fn a_revocation_ends_the_identitys_sessions_on_every_node_within_a_second(
     // Each node drops exactly one session (mallory's), within a second of the revocation.
     for (i, base) in [&n1.base, &n2.base, &n3.base].into_iter().enumerate() {
         loop {
-            let now = metric(base, "tern_sessions_total").await.unwrap();
+            let now = metric(base, "tern_worker_sessions").await.unwrap();
             if now == before[i] - 1.0 {
                 break;
             }

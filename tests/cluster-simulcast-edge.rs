@@ -5,6 +5,7 @@
 //! requests per second.
 
 mod cluster_support;
+mod metrics_support;
 mod serve_support;
 mod webrtc_client;
 
@@ -27,7 +28,8 @@ async fn edges_carry_every_layer_recover_losses_and_spare_the_publisher_keyframe
         .served
         .log
         .iter()
-        .find_map(|l| l.split(" from ").nth(1))
+        .find_map(|l| l.split(" media=").nth(1))
+        .and_then(|a| a.split_whitespace().next())
         .and_then(|a| a.trim().parse::<std::net::SocketAddr>().ok())
         .expect("the serving line names the media address");
     let front = std::net::SocketAddr::new([127, 0, 0, 9].into(), origin_media.port());

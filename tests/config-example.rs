@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tern::config::{Config, Workers};
+use tern::config::{ClusterConfig, Config, Workers};
 
 fn example() -> String {
     std::fs::read_to_string(concat!(
@@ -45,14 +45,29 @@ fn full_config() -> Config {
     config.auth.admin_token_file = Some(PathBuf::from("/a"));
     config.media.dtls_certificate_file = Some(PathBuf::from("/c"));
     config.media.dtls_key_file = Some(PathBuf::from("/k"));
+    config.cluster = Some(ClusterConfig {
+        etcd: vec!["http://10.0.0.5:2379".into()],
+        node_id: "a".into(),
+        advertise_http: Some("http://10.0.0.11:8080".into()),
+        advertise_media: Some("10.0.0.11".parse().unwrap()),
+        lease_ttl: Duration::from_secs(3),
+        cluster_secret_file: PathBuf::from("/c"),
+        prefix: "/tern".into(),
+        pull_linger: Duration::from_secs(10),
+        max_sessions: 0,
+    });
+    config.media.tcp_port_base = Some(443);
     config
 }
 
-/// The example with its `# key = value` lines uncommented.
+/// The example with its `# key = value` lines and `# [table]` headers uncommented.
 fn uncommented(text: &str) -> String {
     text.lines()
         .map(|line| {
             let rest = line.strip_prefix("# ").unwrap_or(line);
+            if rest.starts_with('[') && rest.ends_with(']') && rest != line {
+                return rest;
+            }
             let is_key = rest.split_once(" = ").is_some_and(|(k, _)| {
                 !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
             });

@@ -1,7 +1,7 @@
 //! ICE restart over WHIP (RFC 9725 §4.3.2): a PATCH whose fragment carries a new client ufrag
-//! gets 200 with the relay's new ufrag/pwd, candidate and a new ETag; from then on the relay
-//! answers connectivity checks only with the new credentials. A PATCH naming a stale ETag gets
-//! 412; a plain trickle fragment with the current one gets 204.
+//! gets 200 with the relay's new ufrag/pwd, the same UDP and passive TCP candidates and a new
+//! ETag; from then on the relay answers connectivity checks only with the new credentials. A
+//! PATCH naming a stale ETag gets 412; a plain trickle fragment with the current one gets 204.
 
 mod webrtc_client;
 
@@ -19,6 +19,14 @@ fn attr<'a>(sdp: &'a str, name: &str) -> &'a str {
 fn host_candidate(sdp: &str) -> SocketAddr {
     let c: Vec<&str> = attr(sdp, "a=candidate:").split_whitespace().collect();
     format!("{}:{}", c[4], c[5]).parse().unwrap()
+}
+
+/// The `tcptype passive` candidate, whole.
+fn tcp_candidate(sdp: &str) -> &str {
+    sdp.lines()
+        .find(|l| l.starts_with("a=candidate:") && l.contains(" tcp "))
+        .unwrap_or_else(|| panic!("a TCP candidate in {sdp}"))
+        .trim_end()
 }
 
 /// Sends a nominating Binding request; true if a success response comes back.
@@ -105,6 +113,12 @@ async fn patch_restarts_ice_with_fresh_relay_credentials() {
     assert_ne!(new_ufrag, old_ufrag);
     assert_ne!(new_pwd, old_pwd);
     assert_eq!(host_candidate(&frag), relay, "same host candidate");
+    assert_eq!(
+        tcp_candidate(&frag),
+        tcp_candidate(&answer),
+        "and the same passive TCP candidate below it"
+    );
+    assert!(tcp_candidate(&answer).ends_with(" typ host tcptype passive"));
     assert!(frag.contains("a=ice-lite") && frag.contains("a=end-of-candidates"));
 
     let s = sock.try_clone().unwrap();

@@ -36,6 +36,7 @@ fn params(role: Role<'_>) -> AnswerParams<'_> {
         ice_pwd: "relaypasswordrelaypass",
         fingerprint_sha256: [7; 32],
         candidate: "192.0.2.10:40000".parse().unwrap(),
+        tcp_candidate: None,
         role,
         session_id: 1,
     }

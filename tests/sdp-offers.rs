@@ -80,6 +80,7 @@ fn params(role: Role<'_>) -> AnswerParams<'_> {
         ice_pwd: "relaypasswordrelaypass",
         fingerprint_sha256: FINGERPRINT,
         candidate: CANDIDATE.parse().unwrap(),
+        tcp_candidate: None,
         role,
         session_id: 7_000_000_001,
     }

@@ -42,6 +42,7 @@ fn the_subscriber_sees_its_own_numbering() {
         ts_offset: 7,
         rtx: None,
         extensions: None,
+        egress: Default::default(),
     };
     let (_dp, mut publisher, mut sub) = publisher_and_subscriber(params);
 

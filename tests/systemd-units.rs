@@ -170,6 +170,21 @@ fn deb_metadata_installs_existing_files_where_the_units_expect_them() {
         let asset = asset.as_array().unwrap();
         let src = asset[0].as_str().unwrap();
         let dest = asset[1].as_str().unwrap();
+        if let Some((dir, suffix)) = src.split_once("/*") {
+            // A glob such as `man/*.1`: at least one file matches.
+            let matches = fs::read_dir(repo().join(dir))
+                .unwrap()
+                .filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .file_name()
+                        .to_string_lossy()
+                        .ends_with(suffix)
+                })
+                .count();
+            assert!(matches > 0, "asset {src} matches nothing");
+            continue;
+        }
         if !src.starts_with("target/") {
             assert!(repo().join(src).is_file(), "asset {src} missing");
         }

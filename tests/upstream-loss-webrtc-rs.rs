@@ -78,10 +78,12 @@ async fn lossy_proxy(primary_pt: u8) -> LossyProxy {
     proxy
 }
 
-/// Points the answer's host candidate at the proxy, and tells the proxy where the relay is.
+/// Points the answer's UDP host candidate at the proxy, and tells the proxy where the relay is;
+/// leaves out the TCP candidate, which would go around the proxy.
 fn via_proxy(answer: &str, proxy: &LossyProxy) -> String {
     answer
         .lines()
+        .filter(|line| !(line.starts_with("a=candidate:") && line.contains(" tcp ")))
         .map(|line| {
             let Some(rest) = line.strip_prefix("a=candidate:") else {
                 return line.to_owned();

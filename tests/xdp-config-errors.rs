@@ -37,11 +37,13 @@ fn serve(ns: &Netns, prefix: &[&str], toml: impl FnOnce(&Path) -> String) -> (Ou
     (out, path.display().to_string())
 }
 
-/// Exit status 1, and the last line of stderr is `want`; nothing says it is serving.
+/// Exit status 1, and the last line of stderr is an error saying `want` (after tracing's
+/// timestamp and level); nothing says it is serving.
 fn assert_refused(out: &Output, want: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
-    assert_eq!(stderr.lines().last(), Some(want), "stderr: {stderr}");
+    let last = stderr.lines().last().and_then(|l| l.split_once(" ERROR "));
+    assert_eq!(last.map(|(_, m)| m), Some(want), "stderr: {stderr}");
     assert!(!stderr.contains("serving"), "{stderr}");
 }
 

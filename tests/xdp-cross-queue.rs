@@ -4,6 +4,7 @@
 //! working, the worker on the other queue hands their datagrams over, and the hand-over
 //! counters show which queue carried them.
 
+mod metrics_support;
 mod serve_support;
 mod webrtc_client;
 mod xdp_support;
@@ -16,13 +17,6 @@ use webrtc_client::{check_payload, publish_cam, subscribe_cam, Edits};
 use xdp_support::{require_root, serve_xdp, VethPair};
 
 const SECRET: &str = "xdp-cross-queue-secret";
-
-/// The value of a metrics series (first match).
-fn metric(text: &str, series: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("{series} missing:\n{text}"))
-}
 
 async fn metrics(base: &str) -> String {
     reqwest::get(format!("{base}/metrics"))
@@ -76,15 +70,16 @@ fn sessions_of_either_worker_work_on_either_queue() {
         // The relay places sessions on the least loaded worker: both own some.
         for w in 0..2 {
             assert!(
-                metric(&m, &format!("tern_sessions{{worker=\"{w}\"}}")) >= 1,
+                metrics_support::require(&m, &format!("tern_worker_sessions{{worker=\"{w}\"}}"))
+                    >= 1,
                 "worker {w} owns a session:\n{m}"
             );
         }
         receive(&mut subs, 100).await;
         let m = metrics(&base).await;
         let (a0, a1) = (
-            metric(&m, "tern_xdp_handed_over{worker=\"0\"}"),
-            metric(&m, "tern_xdp_handed_over{worker=\"1\"}"),
+            metrics_support::require(&m, "tern_xdp_handed_over_total{worker=\"0\"}"),
+            metrics_support::require(&m, "tern_xdp_handed_over_total{worker=\"1\"}"),
         );
         assert!(a0 > 0, "queue 0 carried worker 1's sessions: {a0}");
         assert_eq!(a1, 0, "nothing arrived on queue 1");
@@ -97,9 +92,12 @@ fn sessions_of_either_worker_work_on_either_queue() {
         }
         receive(&mut subs, 100).await;
         let m = metrics(&base).await;
-        let b1 = metric(&m, "tern_xdp_handed_over{worker=\"1\"}");
+        let b1 = metrics_support::require(&m, "tern_xdp_handed_over_total{worker=\"1\"}");
         assert!(b1 > 0, "queue 1 carried worker 0's sessions: {b1}");
-        assert_eq!(metric(&m, "tern_xdp_handover_dropped_total"), 0);
+        assert_eq!(
+            metrics_support::require(&m, "tern_xdp_handover_dropped_total"),
+            0
+        );
         sending.abort();
         for pc in peers {
             let _ = pc.close().await;

@@ -3,6 +3,7 @@
 //! WHIP/WHEP. Every subscriber gets every payload byte for byte and in order, over IPv4 and
 //! over IPv6, and the relay reports `tern_io_mode` xdp.
 
+mod metrics_support;
 mod serve_support;
 mod webrtc_client;
 mod xdp_support;
@@ -71,11 +72,8 @@ fn fanout(v6: bool) {
         let line = format!("tern_io_mode{{worker=\"{w}\",mode=\"xdp\"}} 1");
         assert!(metrics.contains(&line), "{line} missing:\n{metrics}");
     }
-    let media_out: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("tern_media_out_total "))
-        .and_then(|v| v.parse().ok())
-        .expect("tern_media_out_total");
+    let media_out = metrics_support::sum(&metrics, "tern_media_out_total")
+        .expect("tern_media_out_total") as u64;
     assert!(
         media_out >= u64::from(RUN) * SUBSCRIBERS as u64,
         "{media_out} media packets out"

@@ -4,6 +4,7 @@
 //! pair, get no reply at all, while the counters show the relay received and dropped each one
 //! (so they did reach the AF_XDP sockets).
 
+mod metrics_support;
 mod serve_support;
 mod webrtc_client;
 mod xdp_support;
@@ -32,12 +33,6 @@ fn candidate_and_ufrag(answer: &str) -> (SocketAddr, String) {
         .trim()
         .to_string();
     (addr, ufrag)
-}
-
-fn metric(text: &str, series: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("{series} missing:\n{text}"))
 }
 
 /// Everything an attacker who knows the relay's ufrag (it is in every answer) might send.
@@ -147,7 +142,8 @@ fn unauthenticated_packets_get_no_reply() {
         (sent, (before, after))
     });
     let (before, after) = m;
-    let delta = |s: &str| metric(&after, s) - metric(&before, s);
+    let delta =
+        |s: &str| metrics_support::require(&after, s) - metrics_support::require(&before, s);
     assert_eq!(
         delta("tern_packets_in_total"),
         sent,
@@ -166,7 +162,7 @@ fn unauthenticated_packets_get_no_reply() {
     );
     assert_eq!(delta("tern_demux_other_total"), 2 * 3 * 2, "garbage");
     assert_eq!(
-        metric(&after, "tern_xdp_no_neighbour_total"),
+        metrics_support::require(&after, "tern_xdp_no_neighbour_total"),
         0,
         "nothing was even queued"
     );

@@ -216,6 +216,7 @@ fn fake_answer(offer: &str, media: SocketAddr) -> String {
         ice_pwd: "fakepasswordfakepassword",
         fingerprint_sha256: [0x42; 32],
         candidate: media,
+        tcp_candidate: None,
         role: sdp::Role::Publish,
         session_id: 1,
     };

@@ -97,7 +97,7 @@ fn media(config: &Config, source: &Source<'_>) -> Result<(), ConfigError> {
     if media.io == IoBackend::Xdp {
         xdp(media, source)?;
     }
-    Ok(())
+    tcp(media, workers, source)
 }
 
 /// `io = "xdp"`: an interface that exists here and a concrete media address (the XDP program
@@ -124,6 +124,34 @@ fn xdp(media: &MediaConfig, source: &Source<'_>) -> Result<(), ConfigError> {
                 "{} is a wildcard; io = \"xdp\" needs the relay's own address on {name}",
                 media.bind
             ),
+        ));
+    }
+    Ok(())
+}
+
+/// The ICE-TCP fields of `[media]`, for `workers` workers.
+fn tcp(media: &MediaConfig, workers: usize, source: &Source<'_>) -> Result<(), ConfigError> {
+    if let Some(base) = media.tcp_port_base {
+        if base != 0 && usize::from(base) + workers - 1 > 65535 {
+            return Err(source.error(
+                "media.tcp_port_base",
+                format!("tcp_port_base {base} + {workers} workers goes past port 65535"),
+            ));
+        }
+    }
+    if !(1..=65535).contains(&media.tcp_max_connections) {
+        return Err(source.error("media.tcp_max_connections", "must be from 1 to 65535"));
+    }
+    if media.tcp_connections_per_ip == 0 {
+        return Err(source.error("media.tcp_connections_per_ip", "must be at least 1"));
+    }
+    if media.tcp_idle_timeout.is_zero() {
+        return Err(source.error("media.tcp_idle_timeout", "must be longer than 0s"));
+    }
+    if !(4096..=64 << 20).contains(&media.tcp_send_buffer) {
+        return Err(source.error(
+            "media.tcp_send_buffer",
+            "must be from 4096 to 67108864 bytes",
         ));
     }
     Ok(())

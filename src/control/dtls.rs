@@ -86,7 +86,8 @@ pub enum DtlsError {
     Identity(String),
 }
 
-/// Counters, shared by every session of a relay (or one per session): all monotonic.
+/// Counters, shared by every session of a relay (or one per session): all monotonic but
+/// `in_flight`.
 #[derive(Debug, Default)]
 pub struct DtlsStats {
     /// Datagrams dropped because a session's queue held `INCOMING_QUEUE` already.
@@ -105,6 +106,24 @@ pub struct DtlsStats {
     /// none (the crate then chooses by the client's order, or fails); indexed like
     /// `HelloError::ALL`.
     pub srtp_fallback: [AtomicU64; HelloError::ALL.len()],
+    /// Handshakes between their first ClientHello and their end (a gauge, not monotonic).
+    pub in_flight: AtomicU64,
+}
+
+/// Counts one handshake in `DtlsStats::in_flight` while it lives.
+struct InFlight(Arc<DtlsStats>);
+
+impl InFlight {
+    fn new(stats: &Arc<DtlsStats>) -> Self {
+        stats.in_flight.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(stats))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl DtlsStats {
@@ -130,6 +149,11 @@ impl DtlsStats {
     /// Handshakes started without Tern's choice of profile, for `reason`.
     pub fn srtp_fallbacks(&self, reason: HelloError) -> u64 {
         Self::get(&self.srtp_fallback[reason.index()])
+    }
+
+    /// Handshakes under way now.
+    pub fn handshakes_in_flight(&self) -> u64 {
+        Self::get(&self.in_flight)
     }
 
     /// `queue_full_dropped + oversize_dropped`, read.
@@ -313,6 +337,7 @@ pub async fn accept_with_stats(
             Ok(None) => return Err(DtlsError::Closed),
             Ok(Some(read)) => read,
         };
+    let _in_flight = InFlight::new(&stats);
     let profiles = match choice {
         Ok(profile) => vec![profile],
         Err(reason) => {
@@ -335,44 +360,15 @@ pub async fn accept_with_stats(
         Arc::clone(&mismatch),
     );
 
-    let handshake = DTLSConn::new(conn, config, false, None);
-    let dtls = tokio::select! {
-        r = handshake => r.map_err(|e| {
-            if mismatch.load(Ordering::SeqCst) {
-                DtlsError::FingerprintMismatch
-            } else {
-                DtlsError::Handshake(e.to_string())
-            }
-        })?,
-        _ = tokio::time::sleep_until(deadline) => return Err(DtlsError::Timeout),
-        _ = input_closed.notified() => return Err(DtlsError::Closed),
-    };
-
-    // Checked during the handshake already (the callback); checked again here so that no code
-    // path hands out keys for a certificate nobody compared.
-    let state = dtls.connection_state().await;
-    let peer_certificate = state
-        .peer_certificates
-        .first()
-        .cloned()
-        .ok_or(DtlsError::NoPeerCertificate)?;
-    if !expected_fingerprint.matches(&peer_certificate) {
-        return Err(DtlsError::FingerprintMismatch);
-    }
-    let profile = profile_from_dtls(dtls.selected_srtpprotection_profile())
-        .ok_or(DtlsError::UnsupportedProfile)?;
-    let material = state
-        .export_keying_material(
-            EXPORTER_LABEL,
-            &[],
-            2 * (profile.key_len() + profile.salt_len()),
-        )
-        .await
-        .map_err(|e| DtlsError::Export(e.to_string()))?;
-    let keys = split_keying_material(profile, &material);
-    if let Some(i) = profile_index(profile) {
-        stats.srtp_sessions[i].fetch_add(1, Ordering::Relaxed);
-    }
+    let (dtls, peer_certificate, keys) = handshake(
+        DTLSConn::new(conn, config, false, None),
+        deadline,
+        &input_closed,
+        (&mismatch, &expected_fingerprint),
+        &stats,
+    )
+    .await?;
+    let profile = keys.profile;
     Ok(DtlsOutcome {
         keys,
         profile,
@@ -424,9 +420,43 @@ pub async fn connect(
         ..Config::default()
     };
     let deadline = Instant::now() + timeout;
-    let handshake = DTLSConn::new(conn, config, true, None);
+    let (dtls, peer_certificate, server_side) = handshake(
+        DTLSConn::new(conn, config, true, None),
+        deadline,
+        &input_closed,
+        (&mismatch, &expected_fingerprint),
+        &stats,
+    )
+    .await?;
+    let profile = server_side.profile;
+    // We are the client: what we protect with is the client's half.
+    let keys = SessionKeys {
+        profile,
+        local_key: server_side.remote_key,
+        local_salt: server_side.remote_salt,
+        remote_key: server_side.local_key,
+        remote_salt: server_side.local_salt,
+    };
+    Ok(DtlsOutcome {
+        keys,
+        profile,
+        association: DtlsAssociation::new(dtls, stats, peer_certificate),
+    })
+}
+
+/// Either side's handshake, until `deadline` or the input closes; then the peer's certificate is
+/// checked against `expected` once more (the callback did during the handshake; no path hands
+/// out keys for a certificate nobody compared) and the SRTP keys are exported, as the server
+/// sees them, and counted by profile.
+async fn handshake(
+    conn: impl std::future::Future<Output = Result<DTLSConn, dtls::Error>>,
+    deadline: Instant,
+    input_closed: &tokio::sync::Notify,
+    (mismatch, expected): (&AtomicBool, &Fingerprint),
+    stats: &DtlsStats,
+) -> Result<(DTLSConn, Vec<u8>, SessionKeys), DtlsError> {
     let dtls = tokio::select! {
-        r = handshake => r.map_err(|e| {
+        r = conn => r.map_err(|e| {
             if mismatch.load(Ordering::SeqCst) {
                 DtlsError::FingerprintMismatch
             } else {
@@ -442,7 +472,7 @@ pub async fn connect(
         .first()
         .cloned()
         .ok_or(DtlsError::NoPeerCertificate)?;
-    if !expected_fingerprint.matches(&peer_certificate) {
+    if !expected.matches(&peer_certificate) {
         return Err(DtlsError::FingerprintMismatch);
     }
     let profile = profile_from_dtls(dtls.selected_srtpprotection_profile())
@@ -455,23 +485,14 @@ pub async fn connect(
         )
         .await
         .map_err(|e| DtlsError::Export(e.to_string()))?;
-    let server_side = split_keying_material(profile, &material);
-    // We are the client: what we protect with is the client's half.
-    let keys = SessionKeys {
-        profile,
-        local_key: server_side.remote_key,
-        local_salt: server_side.remote_salt,
-        remote_key: server_side.local_key,
-        remote_salt: server_side.local_salt,
-    };
     if let Some(i) = profile_index(profile) {
         stats.srtp_sessions[i].fetch_add(1, Ordering::Relaxed);
     }
-    Ok(DtlsOutcome {
-        keys,
-        profile,
-        association: DtlsAssociation::new(dtls, stats, peer_certificate),
-    })
+    Ok((
+        dtls,
+        peer_certificate,
+        split_keying_material(profile, &material),
+    ))
 }
 
 /// Reads the client's datagrams until its first ClientHello says which SRTP profile Tern wants

@@ -491,16 +491,20 @@ async fn room_events(
 }
 
 async fn readyz(State(app): State<App>) -> Response {
+    let cluster = app.relay.settings.cluster.as_ref().map(|c| c.health());
     if app.relay.draining.load(Ordering::Relaxed) || !app.relay.dp.dead_workers().is_empty() {
         (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response()
+    } else if let Some(Err(why)) = cluster {
+        // A node without its etcd lease takes no new sessions: say so to load balancers.
+        (StatusCode::SERVICE_UNAVAILABLE, format!("cluster: {why}\n")).into_response()
     } else {
         (StatusCode::OK, "ready\n").into_response()
     }
 }
 
 async fn metrics_text(State(app): State<App>) -> Response {
-    let mut text = metrics::render(&app.relay.dp, &app.relay.dtls_stats);
-    text.push_str(&app.relay.cluster_metrics());
+    let mut text = metrics::render(&app.relay);
+    app.relay.auto_layers.render(&mut text);
     let mut r = text.into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,

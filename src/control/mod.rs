@@ -7,6 +7,7 @@
 //! touches a media packet — it installs keys and sessions and takes them away.
 
 pub mod auth;
+pub mod autolayer;
 pub mod cluster;
 pub mod dtls;
 pub mod http;

@@ -14,11 +14,14 @@ use tokio::sync::mpsc;
 use super::auth::{
     self, Action, AuthError, Grant, Revocations, TokenVerifier, Webhook, WebhookRequest,
 };
+use super::autolayer::AutoLayers;
 use super::cluster::{ClaimError, Cluster};
 use super::dtls::{self, DtlsIdentity};
 use super::dtls::{DtlsStats, Fingerprint, FingerprintAlgorithm};
 use super::rooms::{Feed, PublishedTrack, Registry, RoomEvent, SessionInfo, SessionRole};
-use crate::datapath::{Command, Datapath, Event, SessionId, SubscriptionParams, TrackId, TrackRef};
+use crate::datapath::{
+    Command, Datapath, EgressExtensions, Event, SessionId, SubscriptionParams, TrackId, TrackRef,
+};
 use crate::ice::IceCredentials;
 use crate::wire::keyframe::VideoCodec;
 use crate::wire::sdp::{self, AnswerParams, Role};
@@ -163,6 +166,8 @@ pub struct Relay {
     pub draining: AtomicBool,
     /// DTLS counters of every session's handshake (resent final flights, drops, …).
     pub dtls_stats: Arc<DtlsStats>,
+    /// Layer rates and subscribers' allocations for automatic layers.
+    pub auto_layers: AutoLayers,
     /// Cluster: the link with each other node, by its id (one per pair, opened by either).
     links: Mutex<HashMap<String, cascade::Link>>,
     /// Cluster: one pull is set up at a time, and one link.
@@ -238,11 +243,33 @@ impl SessionInfo {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Relay {
+    /// A subscriber's (or a link's) DTLS is up: its keys to its worker, then its feeds as they
+    /// are now (a layer may have stopped meanwhile), installed under the registry's lock so that
+    /// no layer change is sent before them.
+    pub(super) fn start_feeds(
+        &self,
+        id: SessionId,
+        worker: usize,
+        keys: crate::datapath::SessionKeys,
+    ) -> Option<()> {
+        self.dp
+            .send(worker, Command::SetKeys { session: id, keys })
+            .ok()?;
+        let mut reg = lock(&self.registry);
+        let s = reg.sessions.get_mut(&id)?;
+        s.connected = true;
+        for feed in &s.feeds {
+            let params = feed.params.clone();
+            self.dp.subscribe(worker, id, feed.track, params).ok()?;
+        }
+        Some(())
+    }
+
     /// A relay over a started datapath. Call from within the slow path's tokio runtime.
     pub fn new(
         dp: Arc<Datapath>,
@@ -264,6 +291,7 @@ impl Relay {
             next_track: AtomicU32::new(1),
             draining: AtomicBool::new(false),
             dtls_stats: Arc::new(DtlsStats::default()),
+            auto_layers: AutoLayers::default(),
             links: Mutex::new(HashMap::new()),
             pull_setup: tokio::sync::Mutex::new(()),
             link_setup: tokio::sync::Mutex::new(()),
@@ -374,6 +402,12 @@ impl Relay {
         }
     }
 
+    /// The worker's passive ICE-TCP candidate, at the same (advertised) address.
+    fn tcp_candidate(&self, worker: usize) -> Option<SocketAddr> {
+        let port = self.dp.tcp_addr(worker)?.port();
+        Some(SocketAddr::new(self.candidate(worker).ip(), port))
+    }
+
     /// WHIP: publish `stream` in `room` with an SDP offer.
     pub async fn publish(
         self: &Arc<Self>,
@@ -401,6 +435,7 @@ impl Relay {
             ice_pwd: &ice.local_pwd,
             fingerprint_sha256: self.identity.fingerprint_sha256(),
             candidate: self.candidate(worker),
+            tcp_candidate: self.tcp_candidate(worker),
             role: Role::Publish,
             session_id: id,
         };
@@ -489,6 +524,7 @@ impl Relay {
             self.forget(id);
             return Err(ApiError::new(503, format!("relay busy: {e}")));
         }
+        self.log_admitted(id);
         let expected = offer.fingerprints.clone();
         let relay = Arc::clone(self);
         let (room_s, stream_s) = (room.to_string(), stream.to_string());
@@ -590,6 +626,7 @@ impl Relay {
             ice_pwd: &ice.local_pwd,
             fingerprint_sha256: self.identity.fingerprint_sha256(),
             candidate: self.candidate(worker),
+            tcp_candidate: self.tcp_candidate(worker),
             role: Role::Subscribe {
                 tracks: &published,
                 ssrcs: &ssrcs,
@@ -614,6 +651,10 @@ impl Relay {
                 ts_offset: 0,
                 rtx: m.rtx_ssrc.zip(m.codec.rtx),
                 extensions: t.extension_rewrite(m),
+                egress: EgressExtensions {
+                    transport_cc: m.extension_id(sdp::TRANSPORT_WIDE_CC),
+                    abs_send_time: m.extension_id(sdp::ABS_SEND_TIME),
+                },
             };
             subscriptions.push(Feed {
                 published: t.id,
@@ -624,6 +665,7 @@ impl Relay {
                 },
                 params,
                 wanted: track_ids[i],
+                auto: None,
             });
         }
         if subscriptions.is_empty() {
@@ -659,22 +701,10 @@ impl Relay {
             self.forget(id);
             return Err(ApiError::new(503, format!("relay busy: {e}")));
         }
+        self.log_admitted(id);
         let relay = Arc::clone(self);
         self.spawn_dtls(id, worker, offer.fingerprints.clone(), move |keys| {
-            relay
-                .dp
-                .send(worker, Command::SetKeys { session: id, keys })
-                .ok()?;
-            // The feeds as they are now (a layer may have stopped meanwhile), installed under the
-            // registry's lock so that no layer change is sent before them.
-            let mut reg = lock(&relay.registry);
-            let s = reg.sessions.get_mut(&id)?;
-            s.connected = true;
-            for feed in &s.feeds {
-                let params = feed.params.clone();
-                relay.dp.subscribe(worker, id, feed.track, params).ok()?;
-            }
-            Some(())
+            relay.start_feeds(id, worker, keys)
         });
         Ok(Created {
             session: id,
@@ -715,6 +745,7 @@ impl Relay {
             }
             simulcast = true;
             feed.wanted = t.layer(Some(layer)).map_err(|e| ApiError::new(400, e))?;
+            feed.auto = None; // a new ceiling: the estimate moves it down again if need be
             if VideoCodec::from_name(&t.media.codec.name).is_none() {
                 return Err(ApiError::new(
                     400,
@@ -759,7 +790,7 @@ impl Relay {
         let (tracks, stalled) = (stream.tracks.clone(), stream.stalled.clone());
         for id in stream.subscribers.clone() {
             if let Err(e) = self.reserve(&mut reg, id, &tracks, &stalled) {
-                eprintln!("tern: session {id}: layer change not sent: {e}");
+                tracing::warn!(session = id, "layer change not sent: {e}");
             }
         }
     }
@@ -767,7 +798,7 @@ impl Relay {
     /// Sends connected subscriber `id` the layer each of its feeds should have now, switching
     /// those that differ. Called with the registry locked, so that switches reach the worker in
     /// the order the registry records them.
-    fn reserve(
+    pub(super) fn reserve(
         &self,
         reg: &mut Registry,
         id: SessionId,
@@ -789,7 +820,7 @@ impl Relay {
                 continue;
             };
             let (serving, codec) = (
-                t.serving(feed.wanted, stalled),
+                t.serving(feed.auto.unwrap_or(feed.wanted), stalled),
                 VideoCodec::from_name(&t.media.codec.name),
             );
             let Some(codec) = codec.filter(|_| serving != feed.track.id) else {
@@ -814,8 +845,7 @@ impl Relay {
     ) {
         let Some(expected) = expected_fingerprint(&offered) else {
             // parse_offer guarantees a fingerprint; one we cannot check is as good as none.
-            eprintln!("tern: session {id}: no usable a=fingerprint; ending it");
-            self.end_session(id);
+            self.end_session_because(id, "no usable a=fingerprint");
             return;
         };
         self.spawn_dtls_as(id, worker, expected, false, connected);
@@ -863,8 +893,9 @@ impl Relay {
             };
             match result {
                 Ok(outcome) => {
+                    tracing::info!(session = id, worker, "DTLS connected; media keys installed");
                     if connected(outcome.keys).is_none() {
-                        relay.end_session(id);
+                        relay.end_session_because(id, "worker refused the keys");
                     }
                     // Keep the association (it answers retransmitted flights) while the session
                     // lives; the peer's close_notify (authenticated) ends the session at once.
@@ -872,7 +903,7 @@ impl Relay {
                     while lock(&relay.registry).sessions.contains_key(&id) {
                         tokio::select! {
                             _ = association.closed() => {
-                                relay.end_session(id);
+                                relay.end_session_because(id, "DTLS close_notify");
                                 break;
                             }
                             _ = tokio::time::sleep(Duration::from_millis(250)) => {}
@@ -881,8 +912,7 @@ impl Relay {
                     let _ = association.close().await;
                 }
                 Err(e) => {
-                    eprintln!("tern: session {id}: DTLS failed: {e}");
-                    relay.end_session(id);
+                    relay.end_session_because(id, &format!("DTLS failed: {e}"));
                 }
             }
         });
@@ -898,9 +928,11 @@ impl Relay {
                 }
             }
             Event::ConsentExpired { session } => {
-                self.end_session(session);
+                self.end_session_because(session, "consent expired");
             }
             Event::LayerActive { track, active } => self.layer_changed(track, active),
+            Event::LayerRate { track, bps } => self.auto_layers.layer_rate(track, bps),
+            Event::Estimate { session, report } => self.on_estimate(session, report),
             Event::Bound { session, .. } => {
                 if let Some(waiter) = lock(&self.bound_waiters).remove(&session) {
                     let _ = waiter.send(());
@@ -917,6 +949,7 @@ impl Relay {
     /// link to an origin takes every stream pulled over it along.
     fn forget(&self, id: SessionId) {
         lock(&self.dtls_inboxes).remove(&id);
+        self.auto_layers.forget(id);
         let mut released = None;
         let mut linger = None;
         let orphans = {
@@ -1007,7 +1040,7 @@ impl Relay {
             clients
         };
         for sub in orphans {
-            self.end_session(sub);
+            self.end_session_because(sub, "publisher left");
         }
         if let (Some(cluster), Some((room, stream, identity))) = (&self.settings.cluster, released)
         {
@@ -1021,9 +1054,38 @@ impl Relay {
         }
     }
 
-    /// Ends a session: the worker forgets it (media stops at once) and the registry too.
+    /// The info line for a session the relay took on (its offer answered, DTLS still to come).
+    fn log_admitted(&self, id: SessionId) {
+        let reg = lock(&self.registry);
+        let Some(s) = reg.sessions.get(&id) else {
+            return;
+        };
+        let kind = match s.role {
+            SessionRole::Publisher => "publisher",
+            SessionRole::Subscriber => "subscriber",
+            SessionRole::Link => "link",
+        };
+        tracing::info!(
+            session = id, kind, room = %s.room, stream = %s.stream, identity = %s.identity,
+            worker = s.worker, remote = %s.client_ip, "session admitted"
+        );
+    }
+
+    /// Ends a session at its client's or an admin's request (`DELETE`).
     pub fn end_session(&self, id: SessionId) -> bool {
-        let worker = lock(&self.registry).sessions.get(&id).map(|s| s.worker);
+        self.end_session_because(id, "deleted")
+    }
+
+    /// Ends a session: the worker forgets it (media stops at once) and the registry too; the
+    /// log line says why.
+    pub fn end_session_because(&self, id: SessionId, reason: &str) -> bool {
+        let worker = lock(&self.registry).sessions.get(&id).map(|s| {
+            tracing::info!(
+                session = id, room = %s.room, stream = %s.stream, identity = %s.identity,
+                worker = s.worker, remote = %s.client_ip, reason, "session ended"
+            );
+            s.worker
+        });
         let Some(worker) = worker else { return false };
         let _ = self.dp.send(worker, Command::RemoveSession { id });
         self.forget(id);
@@ -1039,7 +1101,7 @@ impl Relay {
             .map(|s| s.id)
             .collect();
         for id in &doomed {
-            self.end_session(*id);
+            self.end_session_because(*id, "token expired or revoked");
         }
         doomed.len()
     }
@@ -1093,10 +1155,8 @@ impl Relay {
         }
         let first = mids.first().map_or("0", String::as_str);
         frag.push_str(&format!(
-            "m=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:{first}\r\n\
-             a=candidate:1 1 udp 2130706431 {} {} typ host\r\na=end-of-candidates\r\n",
-            candidate.ip(),
-            candidate.port()
+            "m=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:{first}\r\n{}",
+            sdp::candidate_lines(candidate, self.tcp_candidate(worker))
         ));
         Ok((frag, etag))
     }
@@ -1122,7 +1182,7 @@ impl Relay {
                 client_ip: s.client_ip,
             };
             if webhook.check(&req).await.is_err() {
-                self.end_session(s.id);
+                self.end_session_because(s.id, "webhook refused on recheck");
             }
         }
     }

@@ -57,11 +57,11 @@ pub struct PublishedTrack {
 impl PublishedTrack {
     /// How this track's header extensions become those of `subscriber` (the subscriber's
     /// answered section): the extensions both negotiated, renumbered; the subscriber's own MID;
-    /// no transport-wide sequence number (the publisher's numbers mean nothing to the
-    /// subscriber, and the relay's transport-cc feedback is for the publisher's link only).
-    /// `None` when both number alike and share the MID: packets then pass unchanged (a renumbered
-    /// copy costs ~45 ns more per subscriber), the transport-wide number included; the relay
-    /// ignores the subscriber's feedback on it.
+    /// never the publisher's transport-wide sequence number (it means nothing to the subscriber:
+    /// the worker stamps the subscriber session's own, and a fresh abs-send-time, see
+    /// `SubscriptionParams::egress`). `None` when both number alike and share the MID: packets
+    /// are then copied as they are (a renumbered copy costs ~45 ns more per subscriber) and the
+    /// worker overwrites those two values in place.
     pub fn extension_rewrite(&self, subscriber: &NegotiatedMedia) -> Option<ExtensionRewrite> {
         let alike = self.media.mid == subscriber.mid
             && self.media.extensions.iter().all(|e| {
@@ -238,9 +238,11 @@ pub struct Feed {
     pub published: TrackId,
     pub track: TrackRef,
     pub params: SubscriptionParams,
-    /// For a simulcast track: the layer the subscriber asked for. It gets another while the
-    /// publisher has that one stopped.
+    /// For a simulcast track: the layer the subscriber asked for, its ceiling. It gets another
+    /// while the publisher has that one stopped.
     pub wanted: TrackId,
+    /// The layer its bandwidth estimate allows (`None`: the ceiling), see `autolayer`.
+    pub auto: Option<TrackId>,
 }
 
 /// A published stream: its publisher, tracks and subscribers.

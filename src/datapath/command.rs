@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use super::session::{MediaKind, MidBinding, SubscriptionParams};
 use super::upstream::PublisherRtx;
 use super::{SessionId, TrackId};
+use crate::cc::allocate::EstimateReport;
 use crate::ice::IceCredentials;
 use crate::srtp::Profile;
 use crate::wire::keyframe::VideoCodec;
@@ -105,6 +106,9 @@ pub enum Command {
     },
     /// Ask the track's publisher for a keyframe (rate-limited).
     RequestKeyframe { track: TrackId },
+    /// Probe subscriber `session`'s path at `target_bps`: a few recent video packets re-sent on
+    /// its RTX stream, paced at that rate; the estimate reports what the path carried.
+    Probe { session: SessionId, target_bps: u64 },
     /// A DTLS datagram from the slow path to the session's validated address.
     SendDtls { session: SessionId, data: Vec<u8> },
 }
@@ -129,6 +133,13 @@ pub enum Event {
     /// A simulcast layer published on this worker stopped (no packet for `LAYER_STALL`, or none
     /// yet that long after it was published) or started again.
     LayerActive { track: TrackId, active: bool },
+    /// A subscriber's bandwidth estimate: once a second, and at once after a decrease.
+    Estimate {
+        session: SessionId,
+        report: EstimateReport,
+    },
+    /// A simulcast layer published on this worker: what it carried over the last second.
+    LayerRate { track: TrackId, bps: u64 },
     /// A command could not be carried out.
     Error {
         session: SessionId,

@@ -3,7 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use super::io::{IoConfig, IoMode};
+use super::io::{IoConfig, IoMode, TcpConfig};
 
 /// Where worker threads run (after glommio's `Placement`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +29,8 @@ pub struct DatapathConfig {
     pub advertised: Option<IpAddr>,
     /// I/O backend and buffer sizes.
     pub io: IoConfig,
+    /// ICE-TCP: each worker also listens on a TCP port (default on; `None` = UDP only).
+    pub tcp: Option<TcpConfig>,
     /// A session with no authenticated Binding request for this long is closed (default 30 s).
     pub consent_timeout: Duration,
     /// Capacity of each worker-to-worker fan-out ring, in packets (default 4096).
@@ -57,6 +59,7 @@ impl Default for DatapathConfig {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             advertised: None,
             io: IoConfig::default(),
+            tcp: Some(TcpConfig::default()),
             consent_timeout: crate::ice::DEFAULT_CONSENT_TIMEOUT,
             ring_capacity: 4096,
             pool_size: 4096,
@@ -140,6 +143,21 @@ impl DatapathConfig {
                 field: "port_base",
                 reason: "port_base + workers exceeds 65535".into(),
             });
+        }
+        if let Some(tcp) = &self.tcp {
+            let base = tcp.port_base.unwrap_or(self.port_base);
+            if base != 0 && usize::from(base) + cores.len() > 65536 {
+                return Err(ConfigError {
+                    field: "tcp.port_base",
+                    reason: "tcp port_base + workers exceeds 65535".into(),
+                });
+            }
+            if let Err(e) = tcp.validate() {
+                return Err(ConfigError {
+                    field: "tcp",
+                    reason: e.to_string(),
+                });
+            }
         }
         if !self.io.recv_buffers.is_power_of_two() {
             return Err(ConfigError {

@@ -1,7 +1,8 @@
 //! The fast path: pinned worker threads that own UDP sockets and relay SRTP between sessions.
 //!
-//! `Datapath::start` binds one socket per worker (`port_base + i`), starts each worker on its
-//! core and creates its I/O (io_uring, or recvmmsg/sendmmsg as a fallback) inside that thread.
+//! `Datapath::start` binds one socket per worker (`port_base + i`), and with ICE-TCP one
+//! listener per worker, starts each worker on its core and creates its I/O (io_uring, or
+//! recvmmsg/sendmmsg as a fallback) inside that thread.
 //! The slow path drives workers with `Command`s and reads `Event`s and statistics; workers
 //! talk to each other only through bounded lock-free rings. `io` is the only module of the
 //! crate allowed `unsafe`.
@@ -9,14 +10,16 @@
 mod arrivals;
 mod command;
 mod config;
+mod egress;
 mod fanout;
 pub mod io;
 mod session;
 mod stats;
+mod throttle;
 mod upstream;
 mod worker;
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
@@ -28,10 +31,12 @@ use crate::wire::keyframe::VideoCodec;
 
 pub use command::{Command, Event, SessionKeys};
 pub use config::{ConfigError, DatapathConfig, Placement};
+pub use egress::{abs_send_time, EgressExtensions, SendHistory, SentPacket, Stamp};
 pub use fanout::{PacketPool, Rings, SHARED_PACKET_SIZE};
-pub use io::{IoConfig, IoKind, IoMode};
+pub use io::{IoConfig, IoKind, IoMode, TcpConfig};
 pub use session::{ExtensionRewrite, MediaKind, MidBinding, RidBinding, SubscriptionParams};
 pub use stats::{new_latency_histogram as stats_histogram, Counters, WorkerStats};
+pub use throttle::Throttle;
 pub use upstream::PublisherRtx;
 pub use worker::LAYER_STALL;
 
@@ -86,6 +91,7 @@ struct WorkerHandle {
     waker: Arc<io::Waker>,
     stats: Arc<WorkerStats>,
     addr: SocketAddr,
+    tcp_addr: Option<SocketAddr>,
     io: IoKind,
     core: Option<usize>,
     heartbeat: Arc<AtomicU64>,
@@ -132,6 +138,21 @@ impl Datapath {
                 UdpSocket::bind(addr).map_err(|source| DatapathError::Bind { addr, source })?,
             );
         }
+        let mut listeners: Vec<Option<TcpListener>> = Vec::with_capacity(n);
+        for i in 0..n {
+            let Some(tcp) = &cfg.tcp else {
+                listeners.push(None);
+                continue;
+            };
+            let port = match tcp.port_base.unwrap_or(cfg.port_base) {
+                0 => 0,
+                base => base + i as u16,
+            };
+            let addr = SocketAddr::new(cfg.bind, port);
+            let listener =
+                TcpListener::bind(addr).map_err(|source| DatapathError::Bind { addr, source })?;
+            listeners.push(Some(listener));
+        }
         let wakers: Vec<Arc<io::Waker>> = (0..n)
             .map(|i| {
                 io::Waker::new()
@@ -170,8 +191,12 @@ impl Datapath {
 
         let mut workers = Vec::with_capacity(n);
         let mut failure = None;
-        for (i, ((socket, commands), core)) in
-            sockets.into_iter().zip(cmd_rxs).zip(cores).enumerate()
+        for (i, (((socket, listener), commands), core)) in sockets
+            .into_iter()
+            .zip(listeners)
+            .zip(cmd_rxs)
+            .zip(cores)
+            .enumerate()
         {
             let (ready_tx, ready_rx) = mpsc::channel();
             let heartbeat = Arc::new(AtomicU64::new(0));
@@ -183,7 +208,7 @@ impl Datapath {
                 Arc::clone(&heartbeat),
                 Arc::clone(&stop),
             );
-            let io_cfg = cfg.io.clone();
+            let (io_cfg, tcp_cfg) = (cfg.io.clone(), cfg.tcp.clone());
             let xdp = xdp.clone();
             let (consent_timeout, pool_size, nack_cache) =
                 (cfg.consent_timeout, cfg.pool_size, cfg.nack_cache);
@@ -195,8 +220,10 @@ impl Datapath {
                     let (wakers, peers, rings, events, heartbeat, stop) = setup_parts;
                     if let Some(c) = core {
                         if !core_affinity::set_for_current(core_affinity::CoreId { id: c }) {
-                            eprintln!(
-                                "tern: worker {i}: could not pin to core {c}; running unpinned"
+                            tracing::warn!(
+                                worker = i,
+                                core = c,
+                                "worker could not pin to its core; running unpinned"
                             );
                         }
                     }
@@ -204,7 +231,13 @@ impl Datapath {
                     let io = match &xdp {
                         Some(x) => io::UdpIo::new_xdp(socket, waker, &io_cfg, x, i),
                         None => io::UdpIo::new(socket, waker, &io_cfg),
-                    };
+                    }
+                    .and_then(|mut io| {
+                        if let (Some(l), Some(c)) = (listener, &tcp_cfg) {
+                            io.attach_tcp(l, c)?;
+                        }
+                        Ok(io)
+                    });
                     let io = match io {
                         Ok(io) => io,
                         Err(e) => {
@@ -216,7 +249,8 @@ impl Datapath {
                     if let Some(hook) = on_start {
                         hook(i);
                     }
-                    let _ = ready_tx.send(Ok((io.kind(), io.local_addr(), Arc::clone(&stats))));
+                    let addrs = (io.local_addr(), io.tcp_local_addr());
+                    let _ = ready_tx.send(Ok((io.kind(), addrs, Arc::clone(&stats))));
                     worker::run(worker::WorkerSetup {
                         id: i,
                         io,
@@ -246,11 +280,12 @@ impl Datapath {
                 }
             };
             match ready_rx.recv() {
-                Ok(Ok((io, addr, stats))) => workers.push(WorkerHandle {
+                Ok(Ok((io, (addr, tcp_addr), stats))) => workers.push(WorkerHandle {
                     commands: cmd_txs[i].clone(),
                     waker: Arc::clone(&wakers[i]),
                     stats,
                     addr,
+                    tcp_addr,
                     io,
                     core,
                     heartbeat,
@@ -291,6 +326,11 @@ impl Datapath {
     /// The address worker `w`'s socket is bound to.
     pub fn local_addr(&self, w: usize) -> SocketAddr {
         self.workers[w].addr
+    }
+
+    /// The address worker `w`'s ICE-TCP listener is bound to (`None` without TCP).
+    pub fn tcp_addr(&self, w: usize) -> Option<SocketAddr> {
+        self.workers[w].tcp_addr
     }
 
     /// The I/O backend worker `w` uses.

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::arrivals::TransportArrivals;
+use super::egress::{EgressExtensions, SendHistory, Stamp, SubscriberCc};
 use super::upstream::LossTracker;
 use super::{SessionId, TrackId};
 use crate::ice::{Consent, IceCredentials};
@@ -42,6 +43,11 @@ pub struct Session {
     pub subscribed: Vec<TrackId>,
     /// Layer switches under way: where the stream the subscriber sees under each SSRC stands.
     pub handoffs: Vec<Handoff>,
+    /// For a subscriber that negotiated transport-cc or abs-send-time: its own numbering of
+    /// what it is sent, and the send history its feedback is matched against.
+    pub egress: Option<SendHistory>,
+    /// For a subscriber: its bandwidth estimate and probing (boxed: publishers have none).
+    pub cc: Option<Box<SubscriberCc>>,
     /// A session this relay opened towards another node: the address it checks and the
     /// controlling ICE agent. `addr` is set only once a check there is answered.
     pub upstream: Option<(SocketAddr, crate::ice::Checker)>,
@@ -168,6 +174,10 @@ pub struct SubscriptionParams {
     pub rtx: Option<(u32, u8)>,
     /// How the publisher's header extensions become the subscriber's (none: passed unchanged).
     pub extensions: Option<ExtensionRewrite>,
+    /// The subscriber's ids of the extensions the relay writes itself on every packet: the
+    /// session's transport-wide sequence number and abs-send-time (the publisher's are never
+    /// passed on).
+    pub egress: EgressExtensions,
 }
 
 /// The publisher's and the subscriber's header extension numbering differ (each chose its own
@@ -193,6 +203,7 @@ impl SubscriptionParams {
             ts_offset: 0,
             rtx: None,
             extensions: None,
+            egress: EgressExtensions::default(),
         }
     }
 }
@@ -228,21 +239,74 @@ pub enum Switch {
 
 impl Subscription {
     /// Copies the publisher's plaintext `packet` into `out` in the subscriber's numbering and
-    /// header extensions; the length written, or `None` if it is malformed or `out` too small.
-    pub fn copy_rewritten(&self, packet: &[u8], out: &mut [u8]) -> Option<usize> {
+    /// header extensions, stamped with the session's `stamp` (transport-wide sequence number,
+    /// abs-send-time) where the subscriber negotiated them; the length written, or `None` if it
+    /// is malformed or `out` too small.
+    pub fn copy_rewritten(
+        &self,
+        packet: &[u8],
+        out: &mut [u8],
+        stamp: Option<Stamp>,
+    ) -> Option<usize> {
+        let (seq, abs);
+        let mut added: [(u8, &[u8]); 2] = [(0, &[]); 2];
+        let mut n_added = 0;
+        if let Some(s) = stamp {
+            seq = s.transport_seq.to_be_bytes();
+            abs = s.abs_send_time.to_be_bytes();
+            if let Some(id) = self.params.egress.transport_cc {
+                added[n_added] = (id, &seq[..]);
+                n_added += 1;
+            }
+            if let Some(id) = self.params.egress.abs_send_time {
+                added[n_added] = (id, &abs[1..]);
+                n_added += 1;
+            }
+        }
+        let added = &added[..n_added];
+        let ours = |id: u8| added.iter().any(|(a, _)| *a == id);
         let n = match &self.params.extensions {
             None => {
                 out.get_mut(..packet.len())?.copy_from_slice(packet);
-                packet.len()
+                // Same numbering on both sides: the stamps overwrite the publisher's values in
+                // place when it sent them, same size; otherwise the block is rebuilt.
+                let in_place = added.iter().all(|(id, value)| {
+                    match rtp::find_extension_range(&out[..packet.len()], *id) {
+                        Some(r) if r.len() == value.len() => {
+                            out[r].copy_from_slice(value);
+                            true
+                        }
+                        _ => false,
+                    }
+                });
+                if in_place {
+                    packet.len()
+                } else {
+                    rtp::copy_translating_extensions_adding(
+                        packet,
+                        out,
+                        |id, data| (!ours(id)).then_some((id, data)),
+                        added,
+                    )
+                    .ok()?
+                }
             }
-            Some(x) => rtp::copy_translating_extensions(packet, out, |id, data| match &x.mid {
-                Some((from, to, mid)) if *from == id => Some((*to, mid.as_slice())),
-                _ => x
-                    .ids
-                    .iter()
-                    .find(|(from, _)| *from == id)
-                    .map(|&(_, to)| (to, data)),
-            })
+            Some(x) => rtp::copy_translating_extensions_adding(
+                packet,
+                out,
+                |id, data| {
+                    let (to, data) = match &x.mid {
+                        Some((from, to, mid)) if *from == id => (*to, mid.as_slice()),
+                        _ => x
+                            .ids
+                            .iter()
+                            .find(|(from, _)| *from == id)
+                            .map(|&(_, to)| (to, data))?,
+                    };
+                    (!ours(to)).then_some((to, data))
+                },
+                added,
+            )
             .ok()?,
         };
         if n < rtp::FIXED_HEADER_LEN {
@@ -369,6 +433,8 @@ pub struct Track {
     /// A simulcast layer published here: since when it is (when its last packet came), and
     /// whether it was reported stopped.
     pub layer: Option<LayerState>,
+    /// Bytes received since the last rate report (simulcast layers: their measured rate).
+    pub octets: u64,
 }
 
 /// Whether a simulcast layer is being sent: a publisher stops layers its bandwidth or CPU
@@ -408,6 +474,7 @@ impl Track {
             received: 0,
             loss: None,
             layer: None,
+            octets: 0,
         }
     }
 }
@@ -460,6 +527,8 @@ mod tests {
             transport_cc: None,
             subscribed: Vec::new(),
             handoffs: Vec::new(),
+            egress: None,
+            cc: None,
             upstream: None,
         }
     }

@@ -11,10 +11,10 @@ use std::sync::Mutex;
 use hdrhistogram::Histogram;
 
 macro_rules! counters {
-    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+    ($($(#[doc = $doc:literal])* $name:ident),* $(,)?) => {
         /// A worker's counters, as plain numbers.
         #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-        pub struct Counters { $($(#[$doc])* pub $name: u64,)* }
+        pub struct Counters { $($(#[doc = $doc])* pub $name: u64,)* }
 
         /// The published copy of a worker's counters.
         #[derive(Debug, Default)]
@@ -33,6 +33,10 @@ macro_rules! counters {
         }
 
         impl Counters {
+            /// Each field's name and doc comment (its lines joined), for metrics' HELP.
+            pub const DOCS: &'static [(&'static str, &'static str)] =
+                &[$((stringify!($name), concat!($($doc),*)),)*];
+
             /// Field names and values, for metrics output.
             pub fn fields(&self) -> Vec<(&'static str, u64)> {
                 vec![$((stringify!($name), self.$name),)*]
@@ -120,6 +124,23 @@ counters! {
     reports_sent,
     /// Sessions whose consent expired.
     consent_expired,
+    /// Transport-cc feedbacks from subscribers fed to their estimators.
+    feedback_in,
+    /// Transport-cc feedbacks from subscribers that did not parse (dropped).
+    feedback_malformed,
+    /// Feedback statuses for numbers no longer (or never) in the send history, or reported
+    /// already.
+    feedback_unknown,
+    /// REMBs from subscribers fed to their estimators.
+    remb_in,
+    /// Probe clusters started for subscribers.
+    probes,
+    /// Probe packets sent (RTX re-sends at the probe's rate).
+    probe_packets,
+    /// Probes given up (no RTX stream, nothing cached, or the send queue full).
+    probes_failed,
+    /// Events to the slow path dropped on a full queue (estimates, layer rates).
+    events_dropped,
     /// Sessions currently installed.
     sessions,
     /// UDP GSO sends.
@@ -140,6 +161,41 @@ counters! {
     xdp_no_neighbour,
     /// Loop iterations (batches).
     batches,
+    /// ICE-TCP connections open now.
+    tcp_connections,
+    /// Sessions whose validated path is an ICE-TCP connection, now.
+    tcp_sessions,
+    /// ICE-TCP connections accepted.
+    tcp_accepted,
+    /// ICE-TCP connections refused: the worker had `tcp_max_connections`.
+    tcp_rejected_worker_limit,
+    /// ICE-TCP connections refused: the client address had `tcp_connections_per_ip`.
+    tcp_rejected_ip_limit,
+    /// ICE-TCP connections closed by the peer.
+    tcp_closed_peer,
+    /// ICE-TCP connections closed: a frame of no protocol Tern speaks, or an empty one.
+    tcp_closed_garbage,
+    /// ICE-TCP connections closed: a length prefix larger than the largest packet.
+    tcp_closed_oversized,
+    /// ICE-TCP connections closed: non-STUN before authentication, or nothing authenticated
+    /// in time.
+    tcp_closed_unauthenticated,
+    /// ICE-TCP connections closed: idle.
+    tcp_closed_idle,
+    /// ICE-TCP connections closed: a socket error.
+    tcp_closed_error,
+    /// Bytes received on ICE-TCP connections (framing included).
+    tcp_bytes_in,
+    /// Bytes sent on ICE-TCP connections (framing included).
+    tcp_bytes_out,
+    /// Frames received on ICE-TCP connections.
+    tcp_frames_in,
+    /// Frames queued on ICE-TCP connections.
+    tcp_frames_out,
+    /// Packets for an ICE-TCP connection dropped: its send buffer was full (a slow reader).
+    tcp_dropped_send_buffer_full,
+    /// Packets for an ICE-TCP connection dropped: it was closed.
+    tcp_dropped_closed,
 }
 
 impl Counters {

@@ -15,9 +15,11 @@
 //! and what the slow path asks of it).
 
 mod commands;
+mod congestion;
 mod feedback;
 mod forward;
 mod receive;
+mod tcp;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -33,6 +35,7 @@ use super::fanout::{FanoutMsg, PacketPool, Rings};
 use super::io::{SendQueue, UdpIo, Waker};
 use super::session::{Session, Track};
 use super::stats::{new_latency_histogram, Counters, WorkerStats};
+use super::throttle::{DropWarning, Throttle};
 use super::{SessionId, TrackId};
 use crate::srtp::{SrtpContext, SrtpError};
 use crate::wire::demux::{classify, PacketKind};
@@ -44,6 +47,8 @@ const REPORT_EVERY: Duration = Duration::from_secs(1);
 /// Transport-cc feedback interval (libwebrtc's receivers send every 50–250 ms).
 const FEEDBACK_EVERY: Duration = Duration::from_millis(50);
 const MAX_WAIT: Duration = Duration::from_millis(100);
+/// At most one log line per this long about a failing socket (the counter counts each error).
+const IO_WARN_EVERY: Duration = Duration::from_secs(10);
 const COMMANDS_PER_TURN: usize = 256;
 /// Packets decrypted in one batch before they are fanned out (a large video frame).
 const STAGE_CAPACITY: usize = 64;
@@ -122,6 +127,7 @@ pub(crate) fn run(setup: WorkerSetup) {
         consent_timeout: setup.consent_timeout,
         nack_cache: setup.nack_cache,
         next_nack: None,
+        next_probe: None,
         epoch: setup.epoch,
         switched: Vec::with_capacity(64),
         upstreams: Vec::new(),
@@ -132,21 +138,25 @@ pub(crate) fn run(setup: WorkerSetup) {
     let mut next_feedback = Instant::now() + FEEDBACK_EVERY;
     let epoch = setup.epoch;
     let panic_at = setup.panic_after.map(|d| Instant::now() + d);
+    let (mut io_warning, mut drop_warning) = (Throttle::new(IO_WARN_EVERY), DropWarning::new());
     while !stop.load(Ordering::Relaxed) {
         let mut received: Option<Instant> = None;
         core.egress = 0;
         // One submit per turn: the sends queued in the previous turn leave with this wait.
         // Idle, the wait ends in time for the next upstream NACK.
-        let wait = earliest(core.next_nack, core.next_check).map_or(MAX_WAIT, |t| {
-            t.saturating_duration_since(Instant::now()).min(MAX_WAIT)
-        });
+        let wait = earliest(earliest(core.next_nack, core.next_probe), core.next_check)
+            .map_or(MAX_WAIT, |t| {
+                t.saturating_duration_since(Instant::now()).min(MAX_WAIT)
+            });
         let result = io.run_once(wait, |buf, src, tx| {
             let now = *received.get_or_insert_with(Instant::now);
             core.on_datagram(buf, src, tx, now);
         });
         if let Err(e) = result {
             core.counters.send_errors += 1;
-            eprintln!("tern: worker {id}: I/O error: {e}");
+            if let Some(held_back) = io_warning.allow(Instant::now()) {
+                tracing::warn!(worker = id, held_back, "worker I/O error: {e}");
+            }
         }
         let now = received.unwrap_or_else(Instant::now);
         // Workers that got packets on their rings start on them now, in parallel with this
@@ -160,6 +170,9 @@ pub(crate) fn run(setup: WorkerSetup) {
         if core.next_nack.is_some_and(|t| now >= t) {
             core.nack_publishers(&mut io.tx, now);
         }
+        if core.next_probe.is_some_and(|t| Instant::now() >= t) {
+            core.send_probes(&mut io.tx, Instant::now());
+        }
         if core.next_check.is_some_and(|t| now >= t) {
             core.send_checks(&mut io.tx, now);
         }
@@ -168,8 +181,11 @@ pub(crate) fn run(setup: WorkerSetup) {
             core.send_transport_feedback(&mut io.tx);
         }
         if now >= next_report {
+            let span = now.saturating_duration_since(next_report) + REPORT_EVERY;
             next_report = now + REPORT_EVERY;
             core.send_reports(&mut io.tx, now);
+            core.report_estimates(now);
+            core.report_layer_rates(span);
         }
         core.wake_peers();
         if core.egress > 0 {
@@ -191,7 +207,10 @@ pub(crate) fn run(setup: WorkerSetup) {
         if now >= next_housekeeping {
             next_housekeeping = now + HOUSEKEEPING_EVERY;
             core.housekeeping(now);
+            drop_warning.check(id, &core.counters, now);
+            io.housekeeping(now);
             let io_stats = io.stats();
+            core.count_tcp(&io_stats.tcp);
             core.counters.gso_sends = io_stats.gso_sends;
             core.counters.copy_xdp(&io_stats);
             core.counters.send_errors = core.counters.send_errors.max(io_stats.send_errors);
@@ -238,6 +257,8 @@ struct Core {
     nack_cache: usize,
     /// When some published track next has packets to NACK (or give up).
     next_nack: Option<Instant>,
+    /// When some subscriber's probe has its next packet due.
+    next_probe: Option<Instant>,
     /// Arrival times for transport-cc are µs since this instant.
     epoch: Instant,
     /// Layer switches whose new layer started this turn (see `finish_switches`).
@@ -293,6 +314,11 @@ impl Core {
         }
         self.counters.sessions = self.by_id.len() as u64;
     }
+}
+
+/// Microseconds from `epoch` to now: the worker's clock for send times and arrivals.
+fn micros_since(epoch: Instant) -> i64 {
+    Instant::now().saturating_duration_since(epoch).as_micros() as i64
 }
 
 /// The earlier of two optional deadlines.

@@ -358,29 +358,45 @@ impl<'a> RtpHeaderMut<'a> {
 pub fn copy_translating_extensions<'a: 'b, 'b>(
     packet: &'a [u8],
     out: &mut [u8],
+    map: impl FnMut(u8, &'a [u8]) -> Option<(u8, &'b [u8])>,
+) -> Result<usize, WireError> {
+    copy_translating_extensions_adding(packet, out, map, &[])
+}
+
+/// [`copy_translating_extensions`], then `added` elements `(id, data)` after the translated
+/// ones (a packet without an extension block gets one). A packet whose block has an unknown
+/// profile is copied as it is, without them.
+pub fn copy_translating_extensions_adding<'a: 'b, 'b>(
+    packet: &'a [u8],
+    out: &mut [u8],
     mut map: impl FnMut(u8, &'a [u8]) -> Option<(u8, &'b [u8])>,
+    added: &[(u8, &'b [u8])],
 ) -> Result<usize, WireError> {
     let header = header_len(packet)?;
     let csrc_end = FIXED_HEADER_LEN + 4 * usize::from(packet[0] & 0x0f);
-    let profile = if packet[0] & 0x10 != 0 {
+    let has_block = packet[0] & 0x10 != 0;
+    let profile = if has_block {
         read_u16(packet, csrc_end).ok_or(WireError::TooShort)?
     } else {
-        0
+        ONE_BYTE_PROFILE
     };
-    if packet[0] & 0x10 == 0 || ExtensionForm::from_profile(profile).is_none() {
+    if (!has_block && added.is_empty()) || ExtensionForm::from_profile(profile).is_none() {
         let dst = out
             .get_mut(..packet.len())
             .ok_or(WireError::BufferTooSmall)?;
         dst.copy_from_slice(packet);
         return Ok(packet.len());
     }
-    let data = &packet[csrc_end + 4..header];
+    let data = if has_block {
+        &packet[csrc_end + 4..header]
+    } else {
+        &[]
+    };
     write_at(out, 0, &packet[..csrc_end])?;
     // The one-byte form in one pass; the two-byte form only if an element does not fit it.
     let block = match write_elements(
         ExtensionForm::OneByte,
-        profile,
-        data,
+        (profile, data, added),
         out,
         csrc_end,
         &mut map,
@@ -388,8 +404,7 @@ pub fn copy_translating_extensions<'a: 'b, 'b>(
         Some(end) => Some((end, ONE_BYTE_PROFILE)),
         None => write_elements(
             ExtensionForm::TwoByte,
-            profile,
-            data,
+            (profile, data, added),
             out,
             csrc_end,
             &mut map,
@@ -405,6 +420,7 @@ pub fn copy_translating_extensions<'a: 'b, 'b>(
             let words = ((padded - csrc_end - 4) / 4) as u16;
             write_at(out, csrc_end, &form.to_be_bytes())?;
             write_at(out, csrc_end + 2, &words.to_be_bytes())?;
+            out[0] |= 0x10;
             padded
         }
         _ => {
@@ -416,22 +432,35 @@ pub fn copy_translating_extensions<'a: 'b, 'b>(
     Ok(pos + packet.len() - header)
 }
 
-/// Writes the translated elements of extension `data` in `form` after a 4-byte block header at
-/// `block`; the end of the last element, or `None` if `form` is one-byte and an element does
-/// not fit it.
+/// A block's profile and data, and the elements to add after its own.
+type Elements<'a, 'c, 'b> = (u16, &'a [u8], &'c [(u8, &'b [u8])]);
+
+/// Writes the translated elements of extension `data` (announced with `profile`), then the
+/// `added` ones, in `form` after a 4-byte block header at `block`; the end of the last element,
+/// or `None` if `form` is one-byte and an element does not fit it.
 fn write_elements<'a: 'b, 'b>(
     form: ExtensionForm,
-    profile: u16,
-    data: &'a [u8],
+    (profile, data, added): Elements<'a, '_, 'b>,
     out: &mut [u8],
     block: usize,
     map: &mut impl FnMut(u8, &'a [u8]) -> Option<(u8, &'b [u8])>,
 ) -> Result<Option<usize>, WireError> {
     let mut pos = block + 4;
-    for element in ExtensionIter::new(profile, data) {
-        let (id, data) = element?;
-        let Some((to, value)) = map(id, data) else {
-            continue;
+    let mut translated = ExtensionIter::new(profile, data);
+    let mut added = added.iter();
+    loop {
+        let (to, value) = match translated.next() {
+            Some(element) => {
+                let (id, data) = element?;
+                let Some(mapped) = map(id, data) else {
+                    continue;
+                };
+                mapped
+            }
+            None => match added.next() {
+                Some(&element) => element,
+                None => break,
+            },
         };
         if to == 0 || value.len() > 255 {
             return Err(WireError::InvalidInput);
@@ -801,6 +830,39 @@ mod tests {
         assert!(!q.has_extension());
         assert_eq!(n, 16 + 7 + 3);
         assert_eq!(q.payload(), b"payload");
+    }
+
+    #[test]
+    fn added_elements_follow_the_translated_ones_or_make_a_block() {
+        let mut p = vec![0x90, 0x60, 0, 9, 0, 0, 0, 7, 0, 0, 0, 1];
+        p.extend_from_slice(&[0xbe, 0xde, 0, 1, 0x30, b'1', 0, 0]);
+        p.extend_from_slice(b"xy");
+        let mut out = [0u8; 64];
+        let added: [(u8, &[u8]); 2] = [(5, &[0, 7]), (2, &[1, 2, 3])];
+        let n = copy_translating_extensions_adding(&p, &mut out, |id, d| Some((id, d)), &added)
+            .unwrap();
+        let q = RtpPacket::parse(&out[..n]).unwrap();
+        let ext: Vec<_> = q.extensions().map(|e| e.unwrap()).collect();
+        assert_eq!(ext, [(3, &b"1"[..]), (5, &[0, 7][..]), (2, &[1, 2, 3][..])]);
+        assert_eq!(q.payload(), b"xy");
+        // No block at all: one is made, and the X bit set.
+        let bare = [0x80, 0x60, 0, 9, 0, 0, 0, 7, 0, 0, 0, 1, b'z'];
+        let n = copy_translating_extensions_adding(&bare, &mut out, |id, d| Some((id, d)), &added)
+            .unwrap();
+        let q = RtpPacket::parse(&out[..n]).unwrap();
+        assert!(q.has_extension());
+        let ext: Vec<_> = q.extensions().map(|e| e.unwrap()).collect();
+        assert_eq!(ext, [(5, &[0, 7][..]), (2, &[1, 2, 3][..])]);
+        assert_eq!(q.payload(), b"z");
+        for room in 0..n {
+            assert!(copy_translating_extensions_adding(
+                &bare,
+                &mut out[..room],
+                |id, d| Some((id, d)),
+                &added
+            )
+            .is_err());
+        }
     }
 
     #[test]

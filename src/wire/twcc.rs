@@ -3,7 +3,8 @@
 //! number) arrived. A browser's send-side bandwidth estimate is built on it; a receiver that
 //! negotiates `transport-cc` and never sends it leaves the sender at its start rate.
 //!
-//! Builder only, into a caller's buffer; no state. Arrival times are microseconds on any clock.
+//! A builder into a caller's buffer, and a parser ([`TransportFeedback`]) that walks a received
+//! feedback's statuses without allocating; no state. Arrival times are microseconds on any clock.
 //!
 //! ```text
 //!  0                   1                   2                   3
@@ -16,6 +17,7 @@
 //! | recv delta    |  recv delta   | ...  (1 byte small, 2 bytes large/negative; 250 µs units)
 //! ```
 
+use super::rtcp::TransportCc;
 use super::{write_at, WireError};
 
 /// Receive deltas are in multiples of 250 µs.
@@ -156,6 +158,170 @@ pub fn write_transport_feedback(
     Ok(Written { len: pos, covered })
 }
 
+/// A received transport-cc feedback, checked once: every status has its delta in the packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransportFeedback<'a> {
+    /// SSRC of the feedback's sender.
+    pub sender_ssrc: u32,
+    /// Transport-wide sequence number of the first status.
+    pub base_seq: u16,
+    /// Statuses reported.
+    pub status_count: u16,
+    /// The reference time in µs (a multiple of 64 ms, on the receiver's clock).
+    pub reference_us: i64,
+    /// The feedback packet count (wraps at 256).
+    pub fb_count: u8,
+    /// The status chunks, then the receive deltas.
+    chunks: &'a [u8],
+    /// Where the receive deltas start in `chunks`.
+    deltas_at: usize,
+}
+
+/// One packet a feedback reports on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacketStatus {
+    /// Its transport-wide sequence number.
+    pub seq: u16,
+    /// When it arrived (µs on the receiver's clock, reference time plus deltas), or `None` if
+    /// it did not.
+    pub arrival_us: Option<i64>,
+}
+
+impl<'a> TransportFeedback<'a> {
+    /// Checks a parsed RTPFB FMT 15: its chunks must describe `status_count` statuses with valid
+    /// symbols, and every received one must have its delta in the packet.
+    pub fn parse(fb: &TransportCc<'a>) -> Result<Self, WireError> {
+        let mut chunks = Chunks::new(fb.chunks, fb.status_count);
+        let mut delta_bytes = 0usize;
+        for symbol in &mut chunks {
+            delta_bytes += match symbol? {
+                NOT_RECEIVED => 0,
+                SMALL_DELTA => 1,
+                _ => 2,
+            };
+        }
+        let deltas_at = chunks.pos;
+        if deltas_at + delta_bytes > fb.chunks.len() {
+            return Err(WireError::TooShort);
+        }
+        Ok(Self {
+            sender_ssrc: fb.sender_ssrc,
+            base_seq: fb.base_sequence,
+            status_count: fb.status_count,
+            reference_us: i64::from(fb.reference_time) * REFERENCE_UNIT_US,
+            fb_count: fb.feedback_count,
+            chunks: fb.chunks,
+            deltas_at,
+        })
+    }
+
+    /// Each packet's status, in sequence order.
+    pub fn statuses(&self) -> impl Iterator<Item = PacketStatus> + 'a {
+        let mut chunks = Chunks::new(self.chunks, self.status_count);
+        let deltas = self.chunks;
+        let mut at = self.deltas_at;
+        let mut time = self.reference_us;
+        let mut seq = self.base_seq;
+        std::iter::from_fn(move || {
+            // `parse` checked every symbol and delta, so nothing below fails.
+            let symbol = chunks.next()?.ok()?;
+            let arrival_us = match symbol {
+                NOT_RECEIVED => None,
+                SMALL_DELTA => {
+                    time += i64::from(*deltas.get(at)?) * DELTA_UNIT_US;
+                    at += 1;
+                    Some(time)
+                }
+                _ => {
+                    let d = i16::from_be_bytes([*deltas.get(at)?, *deltas.get(at + 1)?]);
+                    time += i64::from(d) * DELTA_UNIT_US;
+                    at += 2;
+                    Some(time)
+                }
+            };
+            let status = PacketStatus { seq, arrival_us };
+            seq = seq.wrapping_add(1);
+            Some(status)
+        })
+    }
+}
+
+/// The status symbols of a feedback's chunks, `count` of them; `pos` ends after the last chunk
+/// read.
+struct Chunks<'a> {
+    data: &'a [u8],
+    pos: usize,
+    left: u16,
+    /// The chunk being read: its symbols still to give, and how.
+    chunk: u16,
+    in_chunk: u16,
+    kind: ChunkKind,
+}
+
+#[derive(Clone, Copy)]
+enum ChunkKind {
+    Run(u8),
+    OneBit,
+    TwoBit,
+}
+
+impl<'a> Chunks<'a> {
+    fn new(data: &'a [u8], count: u16) -> Self {
+        Self {
+            data,
+            pos: 0,
+            left: count,
+            chunk: 0,
+            in_chunk: 0,
+            kind: ChunkKind::Run(0),
+        }
+    }
+}
+
+impl Iterator for Chunks<'_> {
+    type Item = Result<u8, WireError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        if self.in_chunk == 0 {
+            let Some(c) = super::read_u16(self.data, self.pos) else {
+                self.left = 0;
+                return Some(Err(WireError::TooShort));
+            };
+            self.pos += 2;
+            self.chunk = c;
+            (self.kind, self.in_chunk) = if c & 0x8000 == 0 {
+                (ChunkKind::Run(((c >> 13) & 0x3) as u8), c & 0x1fff)
+            } else if c & 0x4000 == 0 {
+                (ChunkKind::OneBit, 14)
+            } else {
+                (ChunkKind::TwoBit, VECTOR_SYMBOLS as u16)
+            };
+            if self.in_chunk == 0 {
+                self.left = 0;
+                return Some(Err(WireError::Malformed)); // an empty run
+            }
+        }
+        let symbol = match self.kind {
+            ChunkKind::Run(s) => s,
+            ChunkKind::OneBit => ((self.chunk >> (self.in_chunk - 1)) & 1) as u8,
+            ChunkKind::TwoBit => ((self.chunk >> (2 * (self.in_chunk - 1))) & 3) as u8,
+        };
+        self.in_chunk -= 1;
+        self.left -= 1;
+        if self.left == 0 {
+            self.in_chunk = 0; // the rest of the last chunk is padding
+        }
+        if symbol > LARGE_DELTA {
+            self.left = 0;
+            return Some(Err(WireError::Malformed));
+        }
+        Some(Ok(symbol))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,5 +432,113 @@ mod tests {
         let lost = [None, None, Some(5)];
         let w = write_transport_feedback(&mut buf, 1, 2, 0, 0, &lost).unwrap();
         assert_eq!(decode(&buf[..w.len]).1, quantised(&lost));
+    }
+
+    /// Our builder's output read back with our parser: `(seq, arrival)` per status.
+    fn read_back(packet: &[u8]) -> Result<Vec<(u16, Option<i64>)>, WireError> {
+        let parsed = crate::wire::rtcp::RtcpPacket::parse(packet)?;
+        let crate::wire::rtcp::Rtcp::TransportCc(fb) = parsed.typed()? else {
+            panic!("not a transport-cc feedback");
+        };
+        let fb = TransportFeedback::parse(&fb)?;
+        Ok(fb.statuses().map(|s| (s.seq, s.arrival_us)).collect())
+    }
+
+    #[test]
+    fn the_parser_reads_back_what_the_builder_wrote() {
+        let start = 5_000_123_456i64;
+        let mut arrivals: Vec<Option<i64>> = (0..40i64)
+            .map(|i| match i {
+                3 | 4 => None,
+                10 => Some(start + i * 1_000 - 9_000),
+                20 => Some(start + i * 1_000 + 90_000),
+                _ => Some(start + i * 1_000),
+            })
+            .collect();
+        arrivals.extend(std::iter::repeat_n(None, 20));
+        arrivals.push(Some(start + 200_000));
+        let mut buf = [0u8; 1500];
+        let w = write_transport_feedback(&mut buf, 1, 2, 65_530, 3, &arrivals).unwrap();
+        let got = read_back(&buf[..w.len]).unwrap();
+        let want: Vec<(u16, Option<i64>)> = quantised(&arrivals)
+            .into_iter()
+            .enumerate()
+            .map(|(i, a)| (65_530u16.wrapping_add(i as u16), a))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn the_parser_reads_one_bit_vectors_from_webrtc_rs() {
+        use webrtc::rtcp::transport_feedbacks::transport_layer_cc::{
+            RecvDelta, StatusChunkTypeTcc, StatusVectorChunk, SymbolSizeTypeTcc,
+        };
+        use webrtc::util::Marshal;
+        // 14 one-bit symbols: received, lost, received …
+        let symbols: Vec<SymbolTypeTcc> = (0..14)
+            .map(|i| {
+                if i % 2 == 0 {
+                    SymbolTypeTcc::PacketReceivedSmallDelta
+                } else {
+                    SymbolTypeTcc::PacketNotReceived
+                }
+            })
+            .collect();
+        let fb = TransportLayerCc {
+            sender_ssrc: 1,
+            media_ssrc: 2,
+            base_sequence_number: 100,
+            packet_status_count: 14,
+            reference_time: 10,
+            fb_pkt_count: 0,
+            packet_chunks: vec![PacketStatusChunk::StatusVectorChunk(StatusVectorChunk {
+                type_tcc: StatusChunkTypeTcc::StatusVectorChunk,
+                symbol_size: SymbolSizeTypeTcc::OneBit,
+                symbol_list: symbols,
+            })],
+            recv_deltas: (0..7)
+                .map(|i| RecvDelta {
+                    type_tcc_packet: SymbolTypeTcc::PacketReceivedSmallDelta,
+                    delta: 250 * i,
+                })
+                .collect(),
+        };
+        let bytes = fb.marshal().unwrap();
+        let got = read_back(&bytes).unwrap();
+        let mut t = 10 * REFERENCE_UNIT_US;
+        let want: Vec<(u16, Option<i64>)> = (0..14u16)
+            .map(|i| {
+                if i % 2 == 0 {
+                    t += 250 * i64::from(i / 2);
+                    (100 + i, Some(t))
+                } else {
+                    (100 + i, None)
+                }
+            })
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn truncated_or_malformed_feedback_is_refused_without_panic() {
+        let arrivals: Vec<_> = (0..30).map(|i| Some(1_000_000 + i * 700)).collect();
+        let mut buf = [0u8; 1500];
+        let w = write_transport_feedback(&mut buf, 1, 2, 7, 0, &arrivals).unwrap();
+        let full = &mut buf[..w.len];
+        // Claim more statuses than the chunks and deltas hold.
+        let mut more = full.to_vec();
+        more[14..16].copy_from_slice(&200u16.to_be_bytes());
+        assert!(read_back(&more).is_err());
+        // A reserved symbol (3) in a two-bit vector.
+        let mut bad = full.to_vec();
+        bad[20..22].copy_from_slice(&0xffffu16.to_be_bytes());
+        assert_eq!(read_back(&bad), Err(WireError::Malformed));
+        // Every cut of the packet, with its length field fixed up, errs or parses.
+        for cut in (20..full.len()).step_by(4) {
+            let mut p = full[..cut].to_vec();
+            p[0] &= !0x20;
+            p[2..4].copy_from_slice(&((cut / 4 - 1) as u16).to_be_bytes());
+            let _ = read_back(&p);
+        }
     }
 }

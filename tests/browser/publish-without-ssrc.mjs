@@ -3,7 +3,7 @@
 // a=ssrc-group lines (the page's fetch is wrapped before the page loads), so the relay must
 // find each publisher's streams by their MID. Passes when each tab has decoded more than FRAMES
 // video frames of the other's; prints how many SSRC lines were cut from each tab's offers.
-import { launch, openTab, framesDecoded, until, fail } from "./tabs.mjs";
+import { launch, openTab, decodeEach, fail } from "./tabs.mjs";
 
 const FRAMES = 30;
 const TIMEOUT_MS = 30_000;
@@ -29,14 +29,8 @@ const tabs = [
   await openTab(browser, "A", urls[0], { init: stripSsrcsFromWhipOffers }),
   await openTab(browser, "B", urls[1], { init: stripSsrcsFromWhipOffers }),
 ];
-const decoded = [0, 0];
-const started = Date.now();
-const ok = await until(TIMEOUT_MS, async () => {
-  for (const [i, tab] of tabs.entries()) decoded[i] = await framesDecoded(tab);
-  return decoded.every((n) => n > FRAMES);
-});
-if (!ok) await fail(`frames decoded A=${decoded[0]} B=${decoded[1]}, want > ${FRAMES} each within ${TIMEOUT_MS} ms`, tabs, browser);
+const { decoded, ms } = await decodeEach(tabs, FRAMES, TIMEOUT_MS, browser);
 const cut = [];
 for (const tab of tabs) cut.push(await tab.page.evaluate(() => window.ternSsrcLinesCut));
-console.log(JSON.stringify({ decoded, ssrc_lines_cut: cut, ms: Date.now() - started }));
+console.log(JSON.stringify({ decoded, ssrc_lines_cut: cut, ms }));
 await browser.close();

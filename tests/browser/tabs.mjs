@@ -97,6 +97,20 @@ export function packetsReceived(tab) {
   });
 }
 
+/// Waits up to `ms` until every tab has decoded more than `frames` video frames, or fails
+/// with every tab's diagnosis. Returns the counts and the time it took.
+export async function decodeEach(tabs, frames, ms, browser) {
+  const decoded = tabs.map(() => 0);
+  const started = Date.now();
+  const ok = await until(ms, async () => {
+    for (const [i, tab] of tabs.entries()) decoded[i] = await framesDecoded(tab);
+    return decoded.every((n) => n > frames);
+  });
+  const counts = tabs.map((t, i) => `${t.name}=${decoded[i]}`).join(" ");
+  if (!ok) await fail(`frames decoded ${counts}, want > ${frames} each within ${ms} ms`, tabs, browser);
+  return { decoded, counts, ms: Date.now() - started };
+}
+
 /// Polls `check` (async, returns true when done) every 250 ms until `ms` pass.
 export async function until(ms, check) {
   const deadline = Date.now() + ms;

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use tern::config::{Config, WorkerPlacement};
 use tern::control::server::{self, RunningServer};
 
+use crate::metrics_support;
+
 /// How long a node script may run before it is killed (its own deadline is 30 s).
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -112,20 +114,53 @@ pub async fn run_script_with_flags(
     args: Vec<String>,
     chromium_flags: &str,
 ) -> ScriptOutput {
+    spawn_script(script, args, chromium_flags, None).await
+}
+
+/// `run_script_with_flags` inside network namespace `netns` (`ip netns exec`): node and its
+/// Chromium see only that namespace's interfaces.
+pub async fn run_script_in_netns(
+    netns: &str,
+    script: &str,
+    args: Vec<String>,
+    chromium_flags: &str,
+) -> ScriptOutput {
+    spawn_script(script, args, chromium_flags, Some(netns)).await
+}
+
+async fn spawn_script(
+    script: &str,
+    args: Vec<String>,
+    chromium_flags: &str,
+    netns: Option<&str>,
+) -> ScriptOutput {
     require_tools();
     let script = browser_dir().join(script);
-    let flags = chromium_flags.to_string();
-    tokio::task::spawn_blocking(move || run_blocking(&script, &args, &flags))
+    let (flags, netns) = (chromium_flags.to_string(), netns.map(str::to_string));
+    tokio::task::spawn_blocking(move || run_blocking(&script, &args, &flags, netns.as_deref()))
         .await
         .expect("script runner")
 }
 
-fn run_blocking(script: &Path, args: &[String], chromium_flags: &str) -> ScriptOutput {
+fn run_blocking(
+    script: &Path,
+    args: &[String],
+    chromium_flags: &str,
+    netns: Option<&str>,
+) -> ScriptOutput {
     // Output goes to files: a pipe nobody reads while we wait could fill and stall the script.
     let out = tempfile::tempfile().expect("stdout file");
     let err = tempfile::tempfile().expect("stderr file");
     let started = Instant::now();
-    let mut child = Command::new("node")
+    let mut command = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, "node"]);
+            c
+        }
+        None => Command::new("node"),
+    };
+    let mut child = command
         .arg(script)
         .args(args)
         .current_dir(browser_dir())
@@ -176,16 +211,15 @@ fn read_all(mut file: std::fs::File) -> String {
     s
 }
 
-/// One `/metrics` total, e.g. `metric(&running, "tern_media_out_total")`.
-pub async fn metric(running: &RunningServer, name: &str) -> u64 {
+/// One `/metrics` figure summed over its series (PromQL's `sum`), e.g.
+/// `metric(&running, "tern_media_out_total")` over every worker, or one labelled series.
+pub async fn metric(running: &RunningServer, selector: &str) -> u64 {
     let text = reqwest::get(format!("http://{}/metrics", running.http_addr))
         .await
         .expect("GET /metrics")
         .text()
         .await
         .expect("/metrics body");
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} in /metrics:\n{text}"))
+    metrics_support::sum(&text, selector)
+        .unwrap_or_else(|| panic!("{selector} in /metrics:\n{text}")) as u64
 }

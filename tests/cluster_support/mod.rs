@@ -24,6 +24,8 @@ use webrtc::track::track_local::{TrackLocal, TrackLocalWriter};
 use super::serve_support::Served;
 use super::webrtc_client::{payload, peer, signal, subscriber_peer, wait_connected};
 
+use crate::metrics_support;
+
 /// The HS256 secret every node of a test cluster shares.
 pub const SECRET: &str = "cluster-test-jwt-secret";
 
@@ -281,7 +283,8 @@ pub fn token(room: &str, publish: bool, subscribe: bool, identity: &str) -> Stri
         )
 }
 
-/// The value of the series `series` (exact name and labels) in `base`'s `/metrics`.
+/// `series` in `base`'s `/metrics`: one series with its labels, or a bare name summed over its
+/// series (PromQL's `sum`, e.g. a per-worker counter).
 pub async fn metric(base: &str, series: &str) -> Option<f64> {
     let text = reqwest::get(format!("{base}/metrics"))
         .await
@@ -289,9 +292,7 @@ pub async fn metric(base: &str, series: &str) -> Option<f64> {
         .text()
         .await
         .ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
+    metrics_support::sum(&text, series)
 }
 
 /// Waits until `f` holds, polling every 100 ms; false if `timeout` passes first.

@@ -148,3 +148,4 @@ pub fn hex(s: &str) -> Vec<u8> {
 }
 pub mod fanout;
 pub mod peer;
+pub mod tcp_peer;

@@ -48,33 +48,95 @@ pub fn keys_for(session: u64) -> SessionKeys {
     }
 }
 
-impl Peer {
-    /// Installs session `session` on `worker` (with keys if `with_keys`) and binds a socket for it.
-    pub fn install(dp: &Datapath, worker: usize, session: u64, with_keys: bool) -> Peer {
-        let ice = IceCredentials {
-            local_ufrag: format!("relay{session}"),
-            local_pwd: format!("relay-password-for-session-{session}"),
-            remote_ufrag: format!("peer{session}"),
-        };
+/// Installs session `session` on `worker` (with keys if `with_keys`) as the slow path would;
+/// returns its ICE credentials and the peer's SRTP contexts (protect, unprotect).
+pub fn install_session(
+    dp: &Datapath,
+    worker: usize,
+    session: u64,
+    with_keys: bool,
+) -> (IceCredentials, SrtpContext, SrtpContext) {
+    let ice = IceCredentials {
+        local_ufrag: format!("relay{session}"),
+        local_pwd: format!("relay-password-for-session-{session}"),
+        remote_ufrag: format!("peer{session}"),
+    };
+    dp.send(
+        worker,
+        Command::AddSession {
+            id: session,
+            ice: ice.clone(),
+        },
+    )
+    .unwrap();
+    let keys = keys_for(session);
+    if with_keys {
         dp.send(
             worker,
-            Command::AddSession {
-                id: session,
-                ice: ice.clone(),
+            Command::SetKeys {
+                session,
+                keys: keys.clone(),
             },
         )
         .unwrap();
-        let keys = keys_for(session);
-        if with_keys {
-            dp.send(
-                worker,
-                Command::SetKeys {
-                    session,
-                    keys: keys.clone(),
-                },
-            )
-            .unwrap();
-        }
+    }
+    let tx = SrtpContext::new(PROFILE, &keys.remote_key, &keys.remote_salt).unwrap();
+    let rx = SrtpContext::new(PROFILE, &keys.local_key, &keys.local_salt).unwrap();
+    (ice, tx, rx)
+}
+
+/// A Binding request from the controlling peer of `ice`'s session, signed with `pwd`, naming
+/// `ufrag` (default: the relay's) as the relay's ufrag.
+pub fn binding_request_for(
+    ice: &IceCredentials,
+    txid: u8,
+    pwd: Option<&str>,
+    ufrag: Option<&str>,
+    nominate: bool,
+) -> Vec<u8> {
+    let mut buf = vec![0u8; 200];
+    let username = format!("{}:{}", ufrag.unwrap_or(&ice.local_ufrag), ice.remote_ufrag);
+    let n = tern::ice::write_binding_request(
+        &mut buf,
+        &[txid; 12],
+        username.as_bytes(),
+        pwd.map(str::as_bytes),
+        nominate,
+        0x1234_5678,
+    )
+    .unwrap();
+    buf.truncate(n);
+    buf
+}
+
+/// Whether a packet the relay sent is RTP (not RTCP, STUN or DTLS).
+pub fn is_rtp(d: &[u8]) -> bool {
+    d.len() > 1 && d[0] >> 6 == 2 && !(192..=223).contains(&d[1])
+}
+
+/// Unprotects an SRTP packet from the relay with the session's key (it must verify).
+pub fn unprotect_rtp(rx: &mut SrtpContext, mut d: Vec<u8>) -> Vec<u8> {
+    let n = rx
+        .unprotect_rtp(&mut d)
+        .expect("relay's SRTP verifies with the session key");
+    d.truncate(n);
+    d
+}
+
+/// A plaintext RTP packet: header (no extension) and payload.
+pub fn rtp_packet(pt: u8, ssrc: u32, seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
+    let mut buf = vec![0x80, pt];
+    buf.extend_from_slice(&seq.to_be_bytes());
+    buf.extend_from_slice(&ts.to_be_bytes());
+    buf.extend_from_slice(&ssrc.to_be_bytes());
+    buf.extend_from_slice(payload);
+    buf
+}
+
+impl Peer {
+    /// Installs session `session` on `worker` (with keys if `with_keys`) and binds a socket for it.
+    pub fn install(dp: &Datapath, worker: usize, session: u64, with_keys: bool) -> Peer {
+        let (ice, tx, rx) = install_session(dp, worker, session, with_keys);
         // A wide receive buffer: fan-out tests read 50 sockets from threads on a 2-core box, and
         // a loss in this kernel queue is not the relay's.
         let raw = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
@@ -84,8 +146,6 @@ impl Peer {
         let sock: UdpSocket = raw.into();
         sock.set_read_timeout(Some(Duration::from_millis(200)))
             .unwrap();
-        let tx = SrtpContext::new(PROFILE, &keys.remote_key, &keys.remote_salt).unwrap();
-        let rx = SrtpContext::new(PROFILE, &keys.local_key, &keys.local_salt).unwrap();
         Peer {
             sock,
             relay: dp.local_addr(worker),
@@ -107,23 +167,7 @@ impl Peer {
         nominate: bool,
     ) -> Vec<u8> {
         self.txid = self.txid.wrapping_add(1);
-        let mut buf = vec![0u8; 200];
-        let username = format!(
-            "{}:{}",
-            ufrag.unwrap_or(&self.ice.local_ufrag),
-            self.ice.remote_ufrag
-        );
-        let n = tern::ice::write_binding_request(
-            &mut buf,
-            &[self.txid; 12],
-            username.as_bytes(),
-            pwd.map(str::as_bytes),
-            nominate,
-            0x1234_5678,
-        )
-        .unwrap();
-        buf.truncate(n);
-        buf
+        binding_request_for(&self.ice, self.txid, pwd, ufrag, nominate)
     }
 
     /// Sends a correct nominating Binding request and waits for the verified response.
@@ -180,12 +224,7 @@ impl Peer {
 
     /// Sends RTP with payload type `pt` (protected with the peer's key).
     pub fn send_rtp_pt(&mut self, pt: u8, ssrc: u32, seq: u16, ts: u32, payload: &[u8]) {
-        let mut buf = vec![0x80, pt];
-        buf.extend_from_slice(&seq.to_be_bytes());
-        buf.extend_from_slice(&ts.to_be_bytes());
-        buf.extend_from_slice(&ssrc.to_be_bytes());
-        buf.extend_from_slice(payload);
-        self.send_plain_rtp(buf);
+        self.send_plain_rtp(rtp_packet(pt, ssrc, seq, ts, payload));
     }
 
     /// Protects and sends a whole plaintext RTP packet (header as the caller built it).
@@ -206,19 +245,14 @@ impl Peer {
 
     /// The next RTP packet (decrypted), skipping RTCP and STUN, before `deadline`.
     pub fn recv_rtp(&mut self, deadline: Instant) -> Option<Vec<u8>> {
-        while let Some(mut d) = self.recv_raw(deadline) {
-            if d.len() > 1 && d[0] >> 6 == 2 && !(192..=223).contains(&d[1]) {
+        while let Some(d) = self.recv_raw(deadline) {
+            if is_rtp(&d) {
                 let seq = u16::from_be_bytes([d[2], d[3]]);
                 if let Some(i) = self.lose.iter().position(|&l| l == seq) {
                     self.lose.swap_remove(i);
                     continue;
                 }
-                let n = self
-                    .rx
-                    .unprotect_rtp(&mut d)
-                    .expect("relay's SRTP verifies with the session key");
-                d.truncate(n);
-                return Some(d);
+                return Some(unprotect_rtp(&mut self.rx, d));
             }
         }
         None
@@ -265,16 +299,36 @@ pub fn wire_up(
     kind: MediaKind,
     subs: &[&Peer],
 ) {
-    let publish = plain_publish(publisher.session, track, ssrc, kind);
-    dp.send(publisher.worker, publish).unwrap();
-    for s in subs {
-        let params = SubscriptionParams::with_ssrc(0x5000 + s.session as u32);
+    let subs: Vec<(u64, usize)> = subs.iter().map(|s| (s.session, s.worker)).collect();
+    wire_up_sessions(
+        dp,
+        (publisher.session, publisher.worker),
+        track,
+        ssrc,
+        kind,
+        &subs,
+    );
+}
+
+/// `wire_up` by (session, worker) pairs, whatever transport the peers use.
+pub fn wire_up_sessions(
+    dp: &Datapath,
+    (publisher, worker): (u64, usize),
+    track: u32,
+    ssrc: u32,
+    kind: MediaKind,
+    subs: &[(u64, usize)],
+) {
+    dp.send(worker, plain_publish(publisher, track, ssrc, kind))
+        .unwrap();
+    for &(session, sub_worker) in subs {
+        let params = SubscriptionParams::with_ssrc(0x5000 + session as u32);
         let track = TrackRef {
             id: track,
-            worker: publisher.worker,
+            worker,
             kind,
         };
-        dp.subscribe(s.worker, s.session, track, params).unwrap();
+        dp.subscribe(sub_worker, session, track, params).unwrap();
     }
 }
 

@@ -57,13 +57,41 @@ impl Served {
     }
 
     /// [`Served::start`] through `cmd`, which runs `tern` (e.g. `ip netns exec NS tern`).
-    pub fn start_with(mut cmd: Command, dir: PathBuf, env: &[(&str, &str)]) -> Served {
+    pub fn start_with(cmd: Command, dir: PathBuf, env: &[(&str, &str)]) -> Served {
+        let mut served = Served::spawn_with(cmd, dir, env);
+        // `INFO tern: serving … http=http://ADDR …` as text, `"http":"http://ADDR"` as JSON.
+        let line = served
+            .wait_line("serving", Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("tern serve did not start: {:?}", served.log));
+        let addr: String = line
+            .split("http://")
+            .nth(1)
+            .map(|rest| {
+                rest.chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || ".:[]".contains(*c))
+                    .collect()
+            })
+            .expect("serving line names the HTTP address");
+        served.base = format!("http://{addr}");
+        served
+    }
+
+    /// Starts `tern serve --config DIR/tern.toml` with `env` added, without waiting for it
+    /// (`base` stays empty).
+    pub fn spawn(dir: PathBuf, env: &[(&str, &str)]) -> Served {
+        Served::spawn_with(Command::new(TERN), dir, env)
+    }
+
+    /// [`Served::spawn`] through `cmd`, which runs `tern`.
+    pub fn spawn_with(mut cmd: Command, dir: PathBuf, env: &[(&str, &str)]) -> Served {
         cmd.arg("serve")
             .arg("--config")
             .arg(dir.join("tern.toml"))
             .env_remove("TERN_JWT_SECRET")
             .env_remove("NOTIFY_SOCKET")
             .env_remove("WATCHDOG_USEC")
+            .env_remove("RUST_LOG")
+            .env_remove("JOURNAL_STREAM")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -85,23 +113,13 @@ impl Served {
                 }
             });
         }
-        let mut served = Served {
+        Served {
             child,
             base: String::new(),
             lines,
             log: Vec::new(),
             dir,
-        };
-        let line = served
-            .wait_line("tern: serving", Duration::from_secs(20))
-            .unwrap_or_else(|| panic!("tern serve did not start: {:?}", served.log));
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .expect("serving line names the HTTP address");
-        served.base = format!("http://{addr}");
-        served
+        }
     }
 
     /// The first new log line containing `needle`, within `timeout`.
@@ -119,6 +137,45 @@ impl Served {
             }
         }
         None
+    }
+
+    /// Every line, once the process has closed its output (within `timeout`).
+    pub fn all_lines(&mut self, timeout: Duration) -> &[String] {
+        let deadline = Instant::now() + timeout;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.log.push(line),
+                Err(_) => break,
+            }
+        }
+        &self.log
+    }
+
+    /// A token from `tern token ARGS --config DIR/tern.toml` (signed with this relay's secret).
+    pub fn token(&self, args: &[&str]) -> String {
+        let out = Command::new(TERN)
+            .arg("token")
+            .args(args)
+            .arg("--config")
+            .arg(self.dir.join("tern.toml"))
+            .env_remove("TERN_JWT_SECRET")
+            .output()
+            .expect("tern token runs");
+        assert!(out.status.success(), "tern token {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// Writes a broken config (`limits.sessions_per_ip = "many"`), sends SIGHUP and returns the
+    /// log line refusing it.
+    pub fn refused_reload(&mut self) -> String {
+        std::fs::write(
+            self.dir.join("tern.toml"),
+            "[limits]\nsessions_per_ip = \"many\"\n",
+        )
+        .unwrap();
+        self.kill("HUP");
+        self.wait_line("keeping the running config", Duration::from_secs(5))
+            .unwrap_or_else(|| panic!("the refused reload is logged: {:?}", self.log))
     }
 
     /// Sends `signal` (`TERM`, `HUP`, …) with kill(1).

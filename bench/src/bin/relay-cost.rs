@@ -13,20 +13,29 @@
 //! `--extensions`: every packet carries a Chromium-like header extension block (abs-send-time,
 //! transport-wide sequence number, MID) and Tern's subscribers number extensions differently
 //! from the publisher, so each copy is renumbered (`copy_translating_extensions`).
+//! `--numbering`: adds `tern-1w+num`, the one-worker datapath again with every subscriber
+//! numbering its packets (transport-wide sequence number and abs-send-time stamped per copy,
+//! each send remembered in the session's history), against `tern-1w` without, in the same run.
+//! `--tcp`: also `tern-1w-tcp`, the one-worker run with every subscriber on ICE-TCP (RFC 4571
+//! framing, each read by its own thread), beside `tern-1w` on UDP in the same run (`tcp`).
 //!
 //! `--io xdp,uring` (root): the I/O backends side by side instead, on one veth pair between two
 //! network namespaces the bench creates (the datapath with one worker on `tern0`, the publisher
 //! and subscribers on the far end), interleaved in the same run: worker CPU ns per egress packet
 //! for each backend and their ratio. Defaults then to GCM-128 and fan-outs 1, 10, 50.
 
+#[path = "relay-cost/tcp.rs"]
+mod tcp;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use tcp::{install_tcp, TcpSub};
 use tern::datapath::{
-    Command, Datapath, DatapathConfig, ExtensionRewrite, IoMode, MediaKind, Placement, SessionKeys,
-    SubscriptionParams, TrackRef,
+    Command, Datapath, DatapathConfig, EgressExtensions, ExtensionRewrite, IoMode, MediaKind,
+    Placement, SessionKeys, SubscriptionParams, TcpConfig, TrackRef,
 };
 use tern::ice::IceCredentials;
 use tern::srtp::{Profile, SrtpContext};
@@ -39,6 +48,9 @@ const FRAME: usize = 8;
 /// `--extensions`: packets carry this block (one-byte form: abs-send-time as id 2, the
 /// transport-wide sequence number as 3, MID "1" as 4), taken out of the payload.
 static EXTENSIONS: AtomicBool = AtomicBool::new(false);
+/// `--alike`: with `--extensions`, subscribers number extensions as the publisher does, so copies
+/// are not renumbered (and `--numbering` overwrites the two values in place).
+static ALIKE: AtomicBool = AtomicBool::new(false);
 const EXTENSION_BLOCK: [u8; 16] = [
     0xbe, 0xde, 0, 3, 0x22, 1, 2, 3, 0x31, 0, 9, 0x40, b'1', 0, 0, 0,
 ];
@@ -51,6 +63,8 @@ struct Args {
     /// Egress packets per second the source aims for (default 200k: a busy worker).
     rate: u64,
     extensions: bool,
+    numbering: bool,
+    tcp: bool,
     /// `--io`: compare these backends on a veth pair instead.
     io: Vec<IoMode>,
     /// `--egress N`: egress packets per measurement (default 100k, 20k with `--quick`).
@@ -65,6 +79,8 @@ fn parse_args() -> Args {
         profiles: vec![Profile::AeadAes128Gcm, Profile::Aes128CmHmacSha1_80],
         rate: 200_000,
         extensions: false,
+        numbering: false,
+        tcp: false,
         io: Vec::new(),
         egress: None,
     };
@@ -76,6 +92,9 @@ fn parse_args() -> Args {
             "--json" => a.json = true,
             "--quick" => a.quick = true,
             "--extensions" => a.extensions = true,
+            "--numbering" => a.numbering = true,
+            "--alike" => ALIKE.store(true, Ordering::Relaxed),
+            "--tcp" => a.tcp = true,
             "--fanout" => {
                 let v = it.next().unwrap_or_default();
                 a.fanouts = v.split(',').filter_map(|x| x.trim().parse().ok()).collect();
@@ -125,7 +144,7 @@ fn parse_args() -> Args {
                 }
             }
             other => {
-                eprintln!("relay-cost: unknown argument '{other}' (use --json, --quick, --fanout L, --profile P, --rate N, --extensions, --io L, --egress N)");
+                eprintln!("relay-cost: unknown argument '{other}' (use --json, --quick, --fanout L, --profile P, --rate N, --extensions, --alike, --numbering, --tcp, --io L, --egress N)");
                 std::process::exit(2);
             }
         }
@@ -140,7 +159,6 @@ fn parse_args() -> Args {
     }
     a
 }
-
 /// Where the datapath and its peers run.
 #[derive(Clone)]
 struct Net {
@@ -237,7 +255,8 @@ fn session_keys(profile: Profile) -> SessionKeys {
     }
 }
 
-fn install(dp: &Datapath, net: &Net, worker: usize, id: u64, profile: Profile) -> Peer {
+/// Installs session `id` with its keys on `worker`, as the slow path would.
+fn add_session(dp: &Datapath, worker: usize, id: u64, profile: Profile) -> IceCredentials {
     let ice = IceCredentials {
         local_ufrag: format!("r{id}"),
         local_pwd: format!("pw-{id}-0123456789abcdef"),
@@ -259,6 +278,11 @@ fn install(dp: &Datapath, net: &Net, worker: usize, id: u64, profile: Profile) -
         },
     )
     .expect("keys");
+    ice
+}
+
+fn install(dp: &Datapath, net: &Net, worker: usize, id: u64, profile: Profile) -> Peer {
+    let ice = add_session(dp, worker, id, profile);
     let sock = net.peer_socket();
     sock.set_read_timeout(Some(Duration::from_millis(100))).ok();
     let relay = dp.local_addr(worker);
@@ -394,13 +418,18 @@ fn baseline(profile: Profile, fanout: usize, egress_target: usize, rate: u64) ->
     spent as f64 / egress as f64
 }
 
-/// Tern with `workers` workers: CPU ns of the worker threads per egress packet.
+/// Tern with `workers` workers: CPU ns of the worker threads per egress packet. With
+/// `numbering`, every subscriber stamps its own transport-wide sequence number and
+/// abs-send-time (the ids the publisher's packets carry them under with `--extensions`) and
+/// remembers each send; with `tcp`, the subscribers are on ICE-TCP (and packets dropped for a
+/// lagging reader are not egress).
 fn tern(
     profile: Profile,
-    workers: usize,
+    (workers, numbering): (usize, bool),
     fanout: usize,
     egress_target: usize,
     rate: u64,
+    tcp: bool,
     net: &Net,
 ) -> f64 {
     let cores = core_ids();
@@ -418,6 +447,11 @@ fn tern(
             interface: (net.io == IoMode::Xdp).then(|| SERVER_IF.to_string()),
             ..Default::default()
         },
+        // Every subscriber connects from 127.0.0.1.
+        tcp: Some(TcpConfig {
+            connections_per_ip: 1024,
+            ..TcpConfig::default()
+        }),
         ..DatapathConfig::default()
     };
     let dp = match &net.veth {
@@ -426,9 +460,14 @@ fn tern(
     }
     .expect("datapath");
     let publisher = install(&dp, net, 0, 1, profile);
-    let subs: Vec<Peer> = (0..fanout)
-        .map(|i| install(&dp, net, i % workers, 100 + i as u64, profile))
-        .collect();
+    let (mut subs, mut tcp_subs): (Vec<Peer>, Vec<TcpSub>) = (Vec::new(), Vec::new());
+    for i in 0..fanout {
+        let (w, id) = (i % workers, 100 + i as u64);
+        match tcp {
+            false => subs.push(install(&dp, net, w, id, profile)),
+            true => tcp_subs.push(install_tcp(&dp, w, id, profile)),
+        }
+    }
     dp.send(
         0,
         Command::Publish {
@@ -443,6 +482,7 @@ fn tern(
         },
     )
     .expect("publish");
+    let alike = ALIKE.load(Ordering::Relaxed);
     for i in 0..fanout {
         let track = TrackRef {
             id: 1,
@@ -455,12 +495,16 @@ fn tern(
             track,
             SubscriptionParams {
                 // Another numbering and MID than the publisher's: every copy is renumbered.
-                extensions: EXTENSIONS
-                    .load(Ordering::Relaxed)
-                    .then(|| ExtensionRewrite {
+                extensions: (EXTENSIONS.load(Ordering::Relaxed) && !alike).then(|| {
+                    ExtensionRewrite {
                         ids: vec![(2, 5)],
                         mid: Some((4, 3, b"video-0".to_vec())),
-                    }),
+                    }
+                }),
+                egress: EgressExtensions {
+                    transport_cc: numbering.then_some(if alike { 3 } else { 6 }),
+                    abs_send_time: numbering.then_some(if alike { 2 } else { 5 }),
+                },
                 ..SubscriptionParams::with_ssrc(0x5000 + i as u32)
             },
         )
@@ -469,7 +513,11 @@ fn tern(
     std::thread::sleep(Duration::from_millis(200));
     let tids = worker_tids(workers);
     let before: u64 = tids.iter().map(|&t| thread_cpu_ns(Some(t))).sum();
-    let out_before = dp.total_counters().media_out;
+    let sent = |dp: &Datapath| {
+        let c = dp.total_counters();
+        c.media_out - c.tcp_dropped_send_buffer_full
+    };
+    let out_before = sent(&dp);
     send_paced(
         profile,
         fanout,
@@ -480,8 +528,16 @@ fn tern(
     );
     std::thread::sleep(Duration::from_millis(300));
     let after: u64 = tids.iter().map(|&t| thread_cpu_ns(Some(t))).sum();
-    let egress = dp.total_counters().media_out - out_before;
+    let egress = sent(&dp) - out_before;
+    let dropped = dp.total_counters().tcp_dropped_send_buffer_full;
+    if dropped > 0 {
+        eprintln!("relay-cost: {dropped} packets dropped for lagging TCP readers (not counted)");
+    }
+    drop(dp); // closes the TCP connections, which ends their drain threads
     drop(subs);
+    for s in tcp_subs {
+        s.finish();
+    }
     if egress == 0 {
         eprintln!("relay-cost: no egress packets counted");
         return f64::NAN;
@@ -534,7 +590,15 @@ fn compare_backends(args: &Args, egress: usize, reps: usize) {
             let mut samples: Vec<Vec<f64>> = vec![Vec::new(); nets.len()];
             for _ in 0..reps {
                 for (net, s) in nets.iter().zip(samples.iter_mut()) {
-                    s.push(tern(profile, 1, fanout, egress, args.rate, net));
+                    s.push(tern(
+                        profile,
+                        (1, false),
+                        fanout,
+                        egress,
+                        args.rate,
+                        false,
+                        net,
+                    ));
                 }
             }
             let medians: Vec<f64> = samples.into_iter().map(median).collect();
@@ -587,34 +651,90 @@ fn main() {
     for &profile in &args.profiles {
         for &fanout in &args.fanouts {
             // Median of `reps` runs each, interleaved, so drift hits every implementation alike.
-            let (mut fs, mut t1s, mut t2s, mut bs) =
-                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let (mut fs, mut t1s, mut t2s, mut bs, mut ns, mut tcps) = (
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                vec![f64::NAN],
+            );
             for _ in 0..reps {
                 fs.push(floor(profile, egress));
-                t1s.push(tern(profile, 1, fanout, egress, args.rate, &net));
-                t2s.push(tern(profile, 2, fanout, egress, args.rate, &net));
+                t1s.push(tern(
+                    profile,
+                    (1, false),
+                    fanout,
+                    egress,
+                    args.rate,
+                    false,
+                    &net,
+                ));
+                if args.numbering {
+                    ns.push(tern(
+                        profile,
+                        (1, true),
+                        fanout,
+                        egress,
+                        args.rate,
+                        false,
+                        &net,
+                    ));
+                }
+                if args.tcp {
+                    tcps.push(tern(
+                        profile,
+                        (1, false),
+                        fanout,
+                        egress,
+                        args.rate,
+                        true,
+                        &net,
+                    ));
+                }
+                t2s.push(tern(
+                    profile,
+                    (2, false),
+                    fanout,
+                    egress,
+                    args.rate,
+                    false,
+                    &net,
+                ));
                 bs.push(baseline(profile, fanout, egress, args.rate));
             }
+            if args.tcp {
+                tcps.remove(0);
+            }
+            let n = if ns.is_empty() { f64::NAN } else { median(ns) };
             let (f, t1, t2, b) = (median(fs), median(t1s), median(t2s), median(bs));
+            let tcp = median(tcps);
             for (imp, v) in [
                 ("floor", f),
                 ("tern-1w", t1),
+                ("tern-1w+num", n),
                 ("tern-2w", t2),
                 ("baseline", b),
+                ("tern-1w-tcp", tcp),
             ] {
-                if args.json {
+                if args.json && !v.is_nan() {
                     println!("{{\"impl\": \"{imp}\", \"profile\": \"{}\", \"fanout\": {fanout}, \"cpu_ns_per_egress\": {v:.1}}}", profile.name());
                 }
             }
-            rows.push((profile, fanout, f, t1, t2, b));
+            rows.push((profile, fanout, f, t1, t2, b, n, tcp));
         }
     }
     if !args.json {
         println!("# relay-cost: {}", machine_summary());
         if args.extensions {
-            println!("# --extensions: Tern renumbers every copy's header extensions");
+            println!("# --extensions: packets carry abs-send-time, transport-wide number and MID");
+            if ALIKE.load(Ordering::Relaxed) {
+                println!("# --alike: subscribers number extensions as the publisher does");
+            } else {
+                println!("# Tern renumbers every copy's header extensions");
+            }
         }
-        println!(
+        print!(
             "{:<24} {:>6} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9}",
             "profile",
             "fanout",
@@ -626,8 +746,12 @@ fn main() {
             "2w/1w",
             "base/1w"
         );
-        for (p, fanout, f, t1, t2, b) in rows {
-            println!(
+        if args.numbering {
+            print!(" {:>11} {:>9}", "tern-1w+num", "num/1w");
+        }
+        println!();
+        for &(p, fanout, f, t1, t2, b, n, _) in &rows {
+            print!(
                 "{:<24} {:>6} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>9.3} {:>9.3} {:>9.3}",
                 p.name(),
                 fanout,
@@ -639,6 +763,25 @@ fn main() {
                 t2 / t1,
                 b / t1
             );
+            if args.numbering {
+                print!(" {:>11.1} {:>9.3}", n, n / t1);
+            }
+            println!();
+        }
+        if args.tcp {
+            println!("# ICE-TCP subscribers, one worker, same run");
+            let head = ("profile", "fanout", "tern-1w", "1w-tcp", "tcp/udp");
+            println!(
+                "{:<24} {:>6} {:>10} {:>10} {:>9}",
+                head.0, head.1, head.2, head.3, head.4
+            );
+            for (p, fanout, _, t1, _, _, _, tcp) in rows {
+                let name = p.name();
+                println!(
+                    "{name:<24} {fanout:>6} {t1:>10.1} {tcp:>10.1} {:>9.3}",
+                    tcp / t1
+                );
+            }
         }
     }
 }

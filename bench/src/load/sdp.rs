@@ -255,6 +255,7 @@ mod tests {
             ice_pwd: "relaypwdrelaypwdrelaypwd",
             fingerprint_sha256: [7; 32],
             candidate: "127.0.0.1:40000".parse().unwrap(),
+            tcp_candidate: None,
             role: sdp::Role::Publish,
             session_id: 1,
         };

@@ -85,8 +85,11 @@ pub enum Change {
 /// Counters for `/metrics`.
 #[derive(Debug, Default)]
 pub struct ClusterStats {
-    /// Writes this node made to etcd (puts, transactions, grants, keep-alives, revokes).
+    /// Writes this node made to etcd's key space (puts, transactions, grants, revokes).
     pub etcd_writes: AtomicU64,
+    /// Lease keep-alives sent (one per `lease_ttl / 3`; etcd's leader answers them without a
+    /// write to its log).
+    pub lease_renewals: AtomicU64,
     /// Watch events applied.
     pub watch_events: AtomicU64,
     /// Times the lease was lost or could not be renewed.
@@ -212,9 +215,9 @@ impl Cluster {
         let was = self.healthy.swap(false, Ordering::Relaxed);
         let mut w = lock(&self.why);
         if was || *w != why {
-            eprintln!(
-                "tern: cluster: not taking new sessions: {why} (node {})",
-                self.config.node_id
+            tracing::warn!(
+                node = %self.config.node_id,
+                "cluster: not taking new sessions: {why}"
             );
         }
         *w = why;
@@ -222,10 +225,10 @@ impl Cluster {
 
     fn set_healthy(&self) {
         if !self.healthy.swap(true, Ordering::Relaxed) {
-            eprintln!(
-                "tern: cluster: node {} registered in etcd (lease {}s)",
-                self.config.node_id,
-                self.config.lease_ttl.as_secs()
+            tracing::info!(
+                node = %self.config.node_id,
+                lease_ttl_s = self.config.lease_ttl.as_secs(),
+                "cluster: node registered in etcd"
             );
         }
     }
@@ -626,9 +629,11 @@ async fn keep_lease(
                                 if let Err(ClaimError::Taken { node }) =
                                     cluster.claim((&room, &stream), &identity, session).await
                                 {
-                                    eprintln!(
-                                        "tern: cluster: stream {room}/{stream} is now \
-                                         published from node {node}"
+                                    tracing::info!(
+                                        room = %room,
+                                        stream = %stream,
+                                        node = %node,
+                                        "cluster: stream now published from another node"
                                     );
                                 }
                             }
@@ -652,7 +657,7 @@ async fn keep_lease(
         if lease == 0 {
             continue;
         }
-        cluster.wrote();
+        cluster.stats.lease_renewals.fetch_add(1, Ordering::Relaxed);
         match cluster.etcd.keep_alive(lease).await {
             Ok(ttl_left) if ttl_left > 0 => {
                 cluster.set_healthy();

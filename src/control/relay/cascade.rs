@@ -352,7 +352,7 @@ impl Relay {
             Ok(Ok(()))
         ) {
             lock(&self.bound_waiters).remove(&id);
-            self.end_session(id);
+            self.end_session_because(id, "cluster: link ICE timeout");
             return Err(upstream_error(
                 &origin.id,
                 "ICE",
@@ -372,7 +372,7 @@ impl Relay {
         });
         let timeout = self.settings.dtls_timeout + Duration::from_secs(1);
         if !matches!(tokio::time::timeout(timeout, done_rx).await, Ok(Ok(()))) {
-            self.end_session(id);
+            self.end_session_because(id, "cluster: link DTLS timeout");
             return Err(upstream_error(
                 &origin.id,
                 "DTLS",
@@ -386,9 +386,11 @@ impl Relay {
             http: origin.http.clone(),
         };
         lock(&self.links).insert(origin.id.clone(), link.clone());
-        eprintln!(
-            "tern: cluster: linked to node {} (session {id} on worker {worker})",
-            origin.id
+        tracing::info!(
+            session = id,
+            worker,
+            node = %origin.id,
+            "cluster: linked to node"
         );
         Ok(link)
     }
@@ -505,11 +507,13 @@ impl Relay {
         s.tracks = tracks;
         s.stalled.clear();
         s.pulled_from = Some(origin.id.clone());
-        eprintln!(
-            "tern: cluster: pulling {room}/{stream} from node {} ({} of {})",
-            origin.id,
-            s.tracks.len(),
-            pulled.identity
+        tracing::info!(
+            room,
+            stream,
+            node = %origin.id,
+            tracks = s.tracks.len(),
+            identity = %pulled.identity,
+            "cluster: pulling stream from its origin"
         );
         Ok(())
     }
@@ -547,7 +551,7 @@ impl Relay {
         };
         let (node, link_session, tracks, viewers) = taken;
         for v in viewers {
-            self.end_session(v);
+            self.end_session_because(v, "cluster: pulled stream ended");
         }
         let link = lock(&self.links).get(&node).cloned();
         let Some(link) = link.filter(|l| l.session == link_session) else {
@@ -651,18 +655,7 @@ impl Relay {
         };
         let relay = Arc::clone(self);
         self.spawn_dtls_as(id, worker, expected, false, move |keys| {
-            relay
-                .dp
-                .send(worker, Command::SetKeys { session: id, keys })
-                .ok()?;
-            let mut reg = lock(&relay.registry);
-            let s = reg.sessions.get_mut(&id)?;
-            s.connected = true;
-            for feed in &s.feeds {
-                let params = feed.params.clone();
-                relay.dp.subscribe(worker, id, feed.track, params).ok()?;
-            }
-            Some(())
+            relay.start_feeds(id, worker, keys)
         });
         Ok(answer)
     }
@@ -738,6 +731,7 @@ impl Relay {
                             ..SubscriptionParams::with_ssrc(ssrc)
                         },
                         wanted: layer,
+                        auto: None,
                     });
                 }
             }
@@ -849,12 +843,10 @@ impl Relay {
                             .get(&b.session)
                             .is_some_and(|s| s.role == SessionRole::Publisher && s.room == room);
                         if ours {
-                            eprintln!(
-                                "tern: cluster: {room}/{stream} was taken over on another node; \
-                                 ending session {}",
-                                b.session
+                            self.end_session_because(
+                                b.session,
+                                "cluster: stream taken over on another node",
                             );
-                            self.end_session(b.session);
                         }
                     }
                 }
@@ -888,7 +880,7 @@ impl Relay {
                     .map(|s| s.id)
                     .collect();
                 for id in doomed {
-                    self.end_session(id);
+                    self.end_session_because(id, "cluster: peer node gone");
                 }
             }
             Change::NodeGone(_) => {}
@@ -938,7 +930,7 @@ impl Relay {
         let stats = &cluster.stats;
         let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
         let draining = cluster.nodes().iter().filter(|n| n.draining).count();
-        let rows: [(&str, &str, &str, String); 9] = [
+        let rows: [(&str, &str, &str, String); 10] = [
             (
                 "tern_cluster_healthy",
                 "gauge",
@@ -978,8 +970,14 @@ impl Relay {
             (
                 "tern_cluster_etcd_writes_total",
                 "counter",
-                "writes to etcd (keep-alives, records, transactions)",
+                "writes to etcd's key space (records, transactions, grants, revokes)",
                 get(&stats.etcd_writes).to_string(),
+            ),
+            (
+                "tern_cluster_lease_renewals_total",
+                "counter",
+                "lease keep-alives sent to etcd",
+                get(&stats.lease_renewals).to_string(),
             ),
             (
                 "tern_cluster_lease_failures_total",

@@ -2,7 +2,8 @@
 //! waker for the timeout, `sendmmsg` (with UDP GSO groups) for the send queue.
 //!
 //! Every syscall here is synchronous, so the kernel never holds a pointer after a call returns;
-//! headers, iovecs and addresses are preallocated in `new` and refilled per call.
+//! headers, iovecs and addresses are preallocated in `new` and refilled per call. ICE-TCP
+//! connections, when attached, are polled beside the socket (`tcp::poll`).
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use super::addr::{self, RawAddr, SOCKADDR_IN6_LEN};
 use super::send::{GsoCmsg, SendQueue};
+use super::tcp::{drop_sends, poll::PollTcp};
 use super::{foreign_queue, log_gso_disabled, IoConfig, IoStats, Waker};
 
 /// Datagrams per `recvmmsg`, and messages per `sendmmsg`.
@@ -40,6 +42,10 @@ pub(super) struct MmsgIo {
     tx_groups: [usize; BATCH],
     /// The last `recvmmsg` filled every header.
     full_batch: bool,
+    /// ICE-TCP, once attached.
+    pub(super) tcp: Option<PollTcp>,
+    /// The socket, the waker, then what `tcp` polls.
+    pollfds: Vec<libc::pollfd>,
 }
 
 // SAFETY: the raw pointers inside the preallocated headers point only into this struct's own
@@ -86,6 +92,8 @@ impl MmsgIo {
             tx_cmsgs: (0..BATCH).map(|_| GsoCmsg::new()).collect(),
             tx_groups: [0; BATCH],
             full_batch: false,
+            tcp: None,
+            pollfds: Vec::with_capacity(2),
         };
         let base = io.rx_bufs.as_mut_ptr();
         for i in 0..BATCH {
@@ -93,6 +101,12 @@ impl MmsgIo {
             io.rx_iov[i].iov_len = io.buffer_size;
         }
         io
+    }
+
+    /// Polls ICE-TCP connections beside the socket from the next turn on.
+    pub(super) fn attach_tcp(&mut self, tcp: PollTcp) {
+        self.pollfds.reserve(2 + tcp.max_fds());
+        self.tcp = Some(tcp);
     }
 
     pub(super) fn run_once<F>(
@@ -105,33 +119,55 @@ impl MmsgIo {
         F: FnMut(&mut [u8], SocketAddr, &mut SendQueue),
     {
         self.flush(tx)?;
+        let (mut timeout, mut n) = (timeout, 0);
         // After a full batch the socket probably holds more: read without polling first.
         if self.full_batch || timeout.is_zero() {
-            let n = self.recv_batch(tx, on_packet)?;
+            n = self.recv_batch(tx, on_packet)?;
             if n > 0 || timeout.is_zero() {
-                return Ok(n);
+                if self.tcp.is_none() {
+                    return Ok(n);
+                }
+                // TCP connections are served every turn: poll them without waiting.
+                timeout = Duration::ZERO;
             }
         }
-        let mut fds = [
-            libc::pollfd {
-                fd: self.fd,
+        let mut fds = std::mem::take(&mut self.pollfds);
+        fds.clear();
+        for fd in [self.fd, self.waker.as_ref().map_or(-1, |w| w.fd())] {
+            fds.push(libc::pollfd {
+                fd,
                 events: libc::POLLIN,
                 revents: 0,
-            },
-            libc::pollfd {
-                fd: self.waker.as_ref().map_or(-1, |w| w.fd()),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
+            });
+        }
+        if let Some(tcp) = self.tcp.as_mut() {
+            tcp.fill(&mut fds);
+        }
         let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
-        // SAFETY: `fds` is a live local array of two pollfds (a negative fd is ignored).
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+        // SAFETY: `fds` is a live vector of `fds.len()` pollfds (a negative fd is ignored).
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        let result = self.after_poll(r, &fds, n, tx, on_packet);
+        self.pollfds = fds;
+        result
+    }
+
+    /// Handles a `poll` result over `fds`; `n` datagrams were delivered before it.
+    fn after_poll<F>(
+        &mut self,
+        r: libc::c_int,
+        fds: &[libc::pollfd],
+        mut n: usize,
+        tx: &mut SendQueue,
+        on_packet: &mut F,
+    ) -> io::Result<usize>
+    where
+        F: FnMut(&mut [u8], SocketAddr, &mut SendQueue),
+    {
         self.stats.submits += 1;
         if r < 0 {
             let e = io::Error::last_os_error();
             return if e.kind() == io::ErrorKind::Interrupted {
-                Ok(0)
+                Ok(n)
             } else {
                 Err(e)
             };
@@ -143,10 +179,13 @@ impl MmsgIo {
                 self.stats.submits += 1;
             }
         }
-        if fds[0].revents & libc::POLLIN != 0 {
-            return self.recv_batch(tx, on_packet);
+        if let Some(tcp) = self.tcp.as_mut() {
+            n += tcp.on_poll(&fds[2..], tx, on_packet);
         }
-        Ok(0)
+        if fds[0].revents & libc::POLLIN != 0 {
+            n += self.recv_batch(tx, on_packet)?;
+        }
+        Ok(n)
     }
 
     /// One `recvmmsg` without waiting; delivers what it got.
@@ -214,6 +253,10 @@ impl MmsgIo {
     pub(super) fn flush(&mut self, tx: &mut SendQueue) -> io::Result<()> {
         if tx.id() != self.queue_id {
             return Err(foreign_queue());
+        }
+        match self.tcp.as_mut() {
+            Some(tcp) => tcp.flush(tx),
+            None => drop_sends(tx),
         }
         while tx.queued() > 0 {
             let gso = self.gso && !self.stats.gso_disabled;

@@ -7,6 +7,10 @@
 //! the same. Consecutive equal-sized packets to one destination leave as one UDP GSO send.
 //! The third backend, AF_XDP (`xdp`), bypasses the kernel's UDP stack: frames from the NIC queue
 //! into the send arena's memory and back, headers written by the worker.
+//! With [`UdpIo::attach_tcp`] it also owns the worker's ICE-TCP listener and connections
+//! (`tcp`), driven by the same ring or poll (with xdp, by `poll(2)` beside the XSK socket: TCP
+//! is not redirected by the XDP program and reaches the kernel's stack); the worker sees their
+//! frames as datagrams.
 //!
 //! This is the only module of the crate allowed `unsafe`: every block says why it is sound in a
 //! `// SAFETY:` comment. It never allocates per packet or per batch after [`UdpIo::new`], never
@@ -17,18 +21,20 @@
 mod addr;
 mod mmsg;
 mod send;
+mod tcp;
 mod uring;
 mod waker;
 mod xdp;
 
 use std::fmt;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use send::SendQueue;
+pub use tcp::{is_tcp, peer_addr, TcpConfig, TcpStats};
 pub use waker::Waker;
 pub use xdp::{enter_netns, interface_exists, XdpAttachment, XdpError, XdpMode};
 
@@ -225,6 +231,8 @@ pub struct IoStats {
     pub xdp_handover_dropped: u64,
     /// xdp: packets dropped because no next hop is known for their destination.
     pub xdp_no_neighbour: u64,
+    /// ICE-TCP connections, frames and drops (zero without [`UdpIo::attach_tcp`]).
+    pub tcp: TcpStats,
 }
 
 /// Why [`UdpIo::new`] failed.
@@ -365,7 +373,7 @@ impl UdpIo {
                     Ok(u) => Backend::Uring(Box::new(u)),
                     Err(e) => {
                         if !FALLBACK_LOGGED.swap(true, Ordering::Relaxed) {
-                            eprintln!("tern: io_uring unavailable, using recvmmsg/sendmmsg: {e}");
+                            tracing::warn!("io_uring unavailable, using recvmmsg/sendmmsg: {e}");
                         }
                         Backend::Mmsg(Box::new(mmsg::MmsgIo::new(fallback, waker, cfg, &tx)))
                     }
@@ -449,7 +457,62 @@ impl UdpIo {
             Backend::Xdp(x) => x.stats(),
         };
         s.send_queue_full = self.tx.full_count();
+        s.tcp = self.tcp().map(|t| t.stats).unwrap_or_default();
         s
+    }
+
+    /// Serves ICE-TCP (RFC 6544 passive, RFC 4571 framing) on `listener` through this I/O:
+    /// frames reach `run_once`'s callback under an address [`is_tcp`] recognises, and packets
+    /// committed to such an address are framed onto that connection. Frames longer than
+    /// `buffer_size` close their connection.
+    pub fn attach_tcp(&mut self, listener: TcpListener, cfg: &TcpConfig) -> Result<(), IoError> {
+        cfg.validate()?;
+        let conns = tcp::Conns::new(listener, cfg, self.tx.buffer_size());
+        match &mut self.backend {
+            Backend::Uring(u) => u.attach_tcp(conns),
+            Backend::Mmsg(m) => {
+                m.attach_tcp(tcp::poll::PollTcp::new(conns).map_err(IoError::Socket)?)
+            }
+            Backend::Xdp(x) => {
+                x.attach_tcp(tcp::poll::PollTcp::new(conns).map_err(IoError::Socket)?)
+            }
+        }
+        Ok(())
+    }
+
+    /// The ICE-TCP listener's address, once attached.
+    pub fn tcp_local_addr(&self) -> Option<SocketAddr> {
+        self.tcp().and_then(tcp::Conns::local_addr)
+    }
+
+    /// Timers that need no precision (call every ~100 ms): closes ICE-TCP connections past
+    /// their authentication or idle timeout.
+    pub fn housekeeping(&mut self, now: Instant) {
+        match &mut self.backend {
+            Backend::Uring(u) => {
+                if let Some(t) = u.tcp_mut() {
+                    t.housekeeping(now);
+                }
+            }
+            Backend::Mmsg(m) => {
+                if let Some(t) = m.tcp.as_mut() {
+                    t.housekeeping(now);
+                }
+            }
+            Backend::Xdp(x) => {
+                if let Some(t) = x.tcp.as_mut() {
+                    t.housekeeping(now);
+                }
+            }
+        }
+    }
+
+    fn tcp(&self) -> Option<&tcp::Conns> {
+        match &self.backend {
+            Backend::Uring(u) => u.tcp(),
+            Backend::Mmsg(m) => m.tcp.as_ref().map(tcp::poll::PollTcp::conns),
+            Backend::Xdp(x) => x.tcp.as_ref().map(tcp::poll::PollTcp::conns),
+        }
     }
 }
 
@@ -476,7 +539,7 @@ fn foreign_queue() -> std::io::Error {
 fn log_gso_disabled(err: &std::io::Error) {
     static LOGGED: AtomicBool = AtomicBool::new(false);
     if !LOGGED.swap(true, Ordering::Relaxed) {
-        eprintln!("tern: the kernel rejected a UDP GSO send ({err}); sending packets singly");
+        tracing::warn!("the kernel rejected a UDP GSO send ({err}); sending packets singly");
     }
 }
 

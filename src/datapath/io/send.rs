@@ -3,7 +3,9 @@
 //! The arena is `send_slots` buffers of `buffer_size` bytes allocated once. A slot is free, handed
 //! out by [`SendQueue::slot`], queued, or in flight (owned by the kernel until its completion).
 //! The backends take packets from the front in GSO groups ([`SendQueue::group`]) and give slots
-//! back with `release` once the kernel is done with them. Nothing here allocates after `new`.
+//! back with `release` once the kernel is done with them. Packets for an ICE-TCP connection (see
+//! `tcp::is_tcp`) wait in a queue of their own until the backend frames them into that
+//! connection's send ring. Nothing here allocates after `new`.
 
 use std::alloc::{self, Layout};
 use std::collections::VecDeque;
@@ -91,6 +93,8 @@ pub struct SendQueue {
     slots: usize,
     free: Vec<u32>,
     queue: VecDeque<Queued>,
+    /// Packets for ICE-TCP connections.
+    tcp: VecDeque<Queued>,
     pending: Option<u32>,
     full: u64,
     id: u64,
@@ -127,6 +131,7 @@ impl SendQueue {
             slots,
             free: (0..slots as u32).rev().collect(),
             queue: VecDeque::with_capacity(slots),
+            tcp: VecDeque::with_capacity(slots),
             pending: None,
             full: 0,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -165,13 +170,39 @@ impl SendQueue {
         debug_assert!(self.pending.is_some(), "SendQueue::commit without slot()");
         if let Some(slot) = self.pending.take() {
             let len = len.min(self.buffer_size) as u32;
-            self.queue.push_back(Queued { slot, len, dst });
+            if super::tcp::is_tcp(&dst) {
+                self.tcp.push_back(Queued { slot, len, dst });
+            } else {
+                self.queue.push_back(Queued { slot, len, dst });
+            }
         }
     }
 
-    /// Packets queued and not yet handed to the kernel.
+    /// Packets queued for UDP and not yet handed to the kernel.
     pub fn queued(&self) -> usize {
         self.queue.len()
+    }
+
+    /// Packets queued for ICE-TCP connections, not yet framed into their send rings.
+    pub fn tcp_queued(&self) -> usize {
+        self.tcp.len()
+    }
+
+    /// The destination of the `i`th packet queued for a TCP connection.
+    pub(super) fn tcp_dst(&self, i: usize) -> SocketAddr {
+        self.tcp[i].dst
+    }
+
+    /// Takes the front TCP packet off its queue; its slot is then in flight until `release`.
+    pub(super) fn pop_tcp(&mut self) -> Option<Queued> {
+        self.tcp.pop_front()
+    }
+
+    /// The bytes of a packet taken off a queue (in flight, not yet released).
+    pub(super) fn sent_bytes(&self, q: &Queued) -> &[u8] {
+        // SAFETY: `q.slot < slots` and `q.len <= buffer_size`, so the range lies inside the
+        // arena; the slot is in flight (popped, not released), so no `&mut` to it exists.
+        unsafe { std::slice::from_raw_parts(self.slot_ptr(q.slot), q.len as usize) }
     }
 
     /// Slots free to be handed out by `slot()`.

@@ -8,6 +8,9 @@
 //! msghdr, send msghdrs/iovecs/addresses/cmsgs, the eventfd read target, the send arena) lives
 //! in one boxed [`KernelMem`] allocated in `new`; a send's memory is reused only after its CQE,
 //! and on drop everything is cancelled and drained before it is freed (or leaked if that fails).
+//! ICE-TCP connections, when attached, are driven through the same ring (`tcp`).
+
+mod tcp;
 
 use std::alloc::{self, Layout};
 use std::io;
@@ -25,6 +28,7 @@ use super::addr::{self, RawAddr, SOCKADDR_IN6_LEN};
 use super::send::{GsoCmsg, SendArena, SendQueue};
 use super::{foreign_queue, log_gso_disabled, IoConfig, IoError, IoStats, Waker};
 use super::{MAX_GSO_BYTES, MAX_GSO_SEGMENTS};
+use tcp::{is_tcp_ud, UringTcp};
 
 const UD_RECV: u64 = u64::MAX;
 const UD_WAKE: u64 = u64::MAX - 1;
@@ -127,6 +131,8 @@ pub(super) struct UringIo {
     enabled: bool,
     queue_id: u64,
     pub(super) stats: IoStats,
+    /// ICE-TCP, once attached.
+    tcp: Option<UringTcp>,
 }
 
 // SAFETY: the raw pointers inside `KernelMem` point only into allocations this struct owns,
@@ -197,6 +203,26 @@ pub(super) fn probe() -> Result<(), Vec<String>> {
         Ok(())
     } else {
         Err(missing)
+    }
+}
+
+/// Pushes one SQE, submitting first if the submission queue is full.
+///
+/// # Safety
+/// Every pointer in `entry` must stay valid until its completion (for multishot requests,
+/// until the completion without the MORE flag).
+unsafe fn push_entry(
+    ring: &mut IoUring,
+    submits: &mut u64,
+    entry: &squeue::Entry,
+) -> io::Result<()> {
+    loop {
+        // SAFETY: guaranteed by this function's caller.
+        if unsafe { ring.submission().push(entry) }.is_ok() {
+            return Ok(());
+        }
+        *submits += 1;
+        ring.submit()?;
     }
 }
 
@@ -307,6 +333,7 @@ impl UringIo {
             enabled: false,
             queue_id: tx.id(),
             stats: IoStats::default(),
+            tcp: None,
         };
         io.v6 = io
             ._socket
@@ -362,14 +389,21 @@ impl UringIo {
     /// Every pointer in `entry` must stay valid until its completion (for multishot requests,
     /// until the completion without the MORE flag).
     unsafe fn push(&mut self, entry: &squeue::Entry) -> io::Result<()> {
-        loop {
-            // SAFETY: guaranteed by this function's caller.
-            if unsafe { self.ring.submission().push(entry) }.is_ok() {
-                return Ok(());
-            }
-            self.stats.submits += 1;
-            self.ring.submit()?;
-        }
+        // SAFETY: guaranteed by this function's caller.
+        unsafe { push_entry(&mut self.ring, &mut self.stats.submits, entry) }
+    }
+
+    /// Drives ICE-TCP on `conns` through this ring from the next submit on.
+    pub(super) fn attach_tcp(&mut self, conns: super::tcp::Conns) {
+        self.tcp = Some(UringTcp::new(conns));
+    }
+
+    pub(super) fn tcp(&self) -> Option<&super::tcp::Conns> {
+        self.tcp.as_ref().map(UringTcp::conns)
+    }
+
+    pub(super) fn tcp_mut(&mut self) -> Option<&mut super::tcp::Conns> {
+        self.tcp.as_mut().map(UringTcp::conns_mut)
     }
 
     /// Arms the multishot receive and the waker read if they are not armed.
@@ -523,6 +557,7 @@ impl UringIo {
                     self.woken = true;
                 }
                 UD_CANCEL => {}
+                ud if is_tcp_ud(ud) => self.on_tcp_cqe(ud, res, flags),
                 op => self.complete_send(op as u32, res, tx.as_deref_mut()),
             }
         }
@@ -619,8 +654,9 @@ impl UringIo {
         self.ensure_enabled()?;
         let start = Instant::now();
         let mut sends = self.push_sends(tx)?;
+        self.push_tcp(tx)?;
         loop {
-            let ready = !self.stash.is_empty() || self.woken;
+            let ready = !self.stash.is_empty() || self.woken || self.tcp_ready();
             let want = if ready { 0 } else { 1 + sends };
             if want > 0 || !self.ring.submission().is_empty() {
                 let left = timeout.saturating_sub(start.elapsed());
@@ -628,8 +664,9 @@ impl UringIo {
             }
             sends = 0;
             self.reap(Some(tx));
-            let n = self.deliver(tx, on_packet);
+            let n = self.deliver(tx, on_packet) + self.deliver_tcp(tx, on_packet);
             self.arm()?;
+            self.arm_tcp_recvs()?;
             if n > 0 || std::mem::take(&mut self.woken) || start.elapsed() >= timeout {
                 return Ok(n);
             }
@@ -642,6 +679,7 @@ impl UringIo {
         }
         self.ensure_enabled()?;
         self.push_sends(tx)?;
+        self.push_tcp(tx)?;
         if !self.ring.submission().is_empty() {
             self.stats.submits += 1;
             match self.ring.submit() {
@@ -671,7 +709,9 @@ impl UringIo {
                 }
             }
             self.stash.clear();
-            if !self.recv_armed && !self.wake_armed && self.free_ops.len() == total_ops {
+            let tcp_quiet = self.tcp.as_ref().is_none_or(UringTcp::quiet);
+            if !self.recv_armed && !self.wake_armed && self.free_ops.len() == total_ops && tcp_quiet
+            {
                 return Ok(());
             }
         }
@@ -688,6 +728,11 @@ impl Drop for UringIo {
             if !(drained && unregistered) {
                 // The kernel may still write into it: leaking is the only sound choice.
                 Box::leak(mem);
+            }
+        }
+        if let Some(tcp) = self.tcp.take() {
+            if !drained {
+                tcp.leak();
             }
         }
     }

@@ -9,6 +9,7 @@ use crossbeam::channel::Receiver;
 
 use super::super::arrivals::TransportArrivals;
 use super::super::command::{Command, Event};
+use super::super::egress::{SendHistory, SubscriberCc};
 use super::super::io::SendQueue;
 use super::super::session::{
     Handoff, LayerState, Origin, Session, Subscription, Switch, Track, PULLED_KEYFRAME_INTERVAL,
@@ -175,6 +176,7 @@ impl Core {
                     .entry(track)
                     .or_insert_with(|| Track::new(kind, origin, nack_cache));
                 t.subscribers.retain(|s| s.session != slot);
+                let stamped = params.egress.any();
                 // RTX numbering starts at a value derived from the (random) RTX SSRC.
                 let rtx_seq = params.rtx.map_or(0, |(ssrc, _)| (ssrc >> 8) as u16);
                 t.subscribers.push(Subscription {
@@ -190,6 +192,12 @@ impl Core {
                 if let Some(s) = self.sessions[slot].as_mut() {
                     if !s.subscribed.contains(&track) {
                         s.subscribed.push(track);
+                    }
+                    if stamped && s.egress.is_none() {
+                        s.egress = Some(SendHistory::new());
+                    }
+                    if s.cc.is_none() {
+                        s.cc = Some(Box::new(SubscriberCc::new()));
                     }
                 }
                 // A new subscriber needs a keyframe to start decoding.
@@ -223,6 +231,10 @@ impl Core {
                 }
             }
             Command::RequestKeyframe { track } => self.request_keyframe(track, tx, now),
+            Command::Probe {
+                session,
+                target_bps,
+            } => self.start_probe(session, target_bps, now),
             Command::SendDtls { session, data } => {
                 let Some(s) = self.session(session) else {
                     return;
@@ -368,6 +380,8 @@ impl Core {
             transport_cc: None,
             subscribed: Vec::new(),
             handoffs: Vec::new(),
+            egress: None,
+            cc: None,
             upstream,
         };
         let slot = match self.free_slots.pop() {

@@ -57,7 +57,10 @@ impl Core {
             return;
         };
         let room = out.len().saturating_sub(ctx.profile().rtp_overhead());
-        let Some(copied) = sub.copy_rewritten(cached, &mut out[..room]) else {
+        let now_us = super::micros_since(self.epoch);
+        let numbered = sub.params.egress.transport_cc.is_some();
+        let stamp = session.egress.as_ref().map(|h| h.stamp(now_us));
+        let Some(copied) = sub.copy_rewritten(cached, &mut out[..room], stamp) else {
             self.counters.nack_misses += 1;
             return;
         };
@@ -78,6 +81,9 @@ impl Core {
         match ctx.protect_rtp(out, len) {
             Ok(n) => {
                 tx.commit(n, addr);
+                if let Some(h) = session.egress.as_mut().filter(|_| numbered) {
+                    h.record(n, now_us, 0);
+                }
                 self.counters.nack_retransmits += 1;
                 self.counters.packets_out += 1;
                 self.counters.bytes_out += n as u64;

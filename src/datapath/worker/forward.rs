@@ -10,11 +10,11 @@ use std::time::Instant;
 use super::super::command::Event;
 use super::super::fanout::FanoutMsg;
 use super::super::io::{SendQueue, UdpIo};
-use super::super::session::{Handoff, Session, Subscription, Switch, Track};
+use super::super::session::{Handoff, MediaKind, Session, Subscription, Switch, Track};
 use super::super::stats::Counters;
 use super::super::upstream::Arrival;
 use super::super::TrackId;
-use super::{earliest, Core, STAGED_PACKET_SIZE, STAGE_CAPACITY};
+use super::{earliest, micros_since, Core, STAGED_PACKET_SIZE, STAGE_CAPACITY};
 
 impl Core {
     /// A plaintext packet of a locally published track: cache, ring copies, local fan-out.
@@ -31,6 +31,7 @@ impl Core {
         let seq = u16::from_be_bytes([packet[2], packet[3]]);
         track.cache.store(seq, packet);
         track.received += 1;
+        track.octets += packet.len() as u64;
         if let Some(layer) = track.layer.as_mut() {
             layer.last = now;
             if layer.stalled {
@@ -101,12 +102,16 @@ impl Core {
     /// burst to one subscriber leaves as consecutive sends (one UDP GSO send).
     pub(super) fn fanout_staged<E: Egress>(&mut self, tx: &mut E) {
         let n = std::mem::take(&mut self.staged);
+        if n == 0 {
+            return;
+        }
         let stage = &self.stage[..n];
         let mut fan = Fanout {
             tracks: &mut self.tracks,
             sessions: &mut self.sessions,
             counters: &mut self.counters,
             switched: &mut self.switched,
+            now_us: micros_since(self.epoch),
         };
         for i in 0..n {
             let track = stage[i].track;
@@ -150,6 +155,7 @@ impl Core {
                     sessions: &mut self.sessions,
                     counters: &mut self.counters,
                     switched: &mut self.switched,
+                    now_us: micros_since(self.epoch),
                 };
                 for i in 0..batch.len() {
                     let track = batch[i].track;
@@ -219,6 +225,8 @@ pub(super) struct Fanout<'a> {
     counters: &'a mut Counters,
     /// `(session slot, subscriber SSRC)` of layer switches whose new layer started.
     switched: &'a mut Vec<(usize, u32)>,
+    /// Send time stamped on (and remembered for) this fan-out's packets, µs since the epoch.
+    now_us: i64,
 }
 
 impl Fanout<'_> {
@@ -234,6 +242,7 @@ impl Fanout<'_> {
             return 0;
         };
         let mut queued = 0;
+        let audio = track.kind == MediaKind::Audio;
         for sub in &mut track.subscribers {
             // Sends leave in chunks while the fan-out runs, so the first subscribers' copies do
             // not wait for the last ones to be encrypted.
@@ -247,6 +256,9 @@ impl Fanout<'_> {
                 continue;
             };
             let overhead = ctx.profile().rtp_overhead();
+            // Only packets that carry the sequence number are remembered: a gap in it would
+            // read as loss in the subscriber's feedback.
+            let numbered = sub.params.egress.transport_cc.is_some();
             for packet in packets.clone() {
                 if let Some(before) = sub.switch {
                     if !switch_admits(sub, packet, &mut session.handoffs) {
@@ -262,7 +274,8 @@ impl Fanout<'_> {
                     continue;
                 };
                 let room = out.len().saturating_sub(overhead);
-                let Some(len) = sub.copy_rewritten(packet, &mut out[..room]) else {
+                let stamp = session.egress.as_ref().map(|h| h.stamp(self.now_us));
+                let Some(len) = sub.copy_rewritten(packet, &mut out[..room], stamp) else {
                     self.counters.srtp_errors += 1;
                     continue;
                 };
@@ -271,6 +284,16 @@ impl Fanout<'_> {
                 match ctx.protect_rtp(out, len) {
                     Ok(n) => {
                         tx.commit(n, addr);
+                        if let Some(h) = session.egress.as_mut().filter(|_| numbered) {
+                            h.record(n, self.now_us, 0);
+                        }
+                        if let Some(cc) = session.cc.as_mut() {
+                            if audio {
+                                cc.audio_octets += n as u64;
+                            } else {
+                                cc.video_octets += n as u64;
+                            }
+                        }
                         sub.packets += 1;
                         sub.octets += (len - crate::wire::rtp::FIXED_HEADER_LEN) as u64;
                         sub.last_rtp_ts = rtp_ts;

@@ -2,7 +2,7 @@
 //! responder (answered only when authenticated), DTLS from validated addresses to the slow path,
 //! SRTP/SRTCP is unprotected in place with the sending session's keys (auth tag first), and RTP is
 //! matched to its track (by SSRC, RTX SSRC, or MID/RID binding). Subscribers' RTCP (PLI, FIR,
-//! NACK) is read here and handed to `feedback`. Every drop is counted; nothing here allocates.
+//! NACK) is read here and handed to `feedback`, its transport-cc and REMB to `congestion`. Every drop is counted; nothing here allocates.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -10,7 +10,7 @@ use std::time::Instant;
 use crossbeam::channel::TrySendError;
 
 use super::super::command::Event;
-use super::super::io::SendQueue;
+use super::super::io::{self, SendQueue};
 use super::super::session::Inbound;
 use super::super::upstream::{rtx_osn, unwrap_rtx};
 use super::super::TrackId;
@@ -44,7 +44,8 @@ impl Core {
             self.counters.send_queue_full += 1;
             return;
         };
-        match ice::answer_binding(buf, &session.ice, src, out) {
+        // XOR-MAPPED-ADDRESS: where the peer sends from (a TCP connection's remote address).
+        match ice::answer_binding(buf, &session.ice, io::peer_addr(src), out) {
             Ok((len, info)) => {
                 tx.commit(len, src);
                 self.counters.stun_answered += 1;
@@ -274,6 +275,8 @@ impl Core {
                         }
                     }
                 }
+                Ok(Rtcp::TransportCc(fb)) => self.on_transport_feedback(slot_idx, &fb, now),
+                Ok(Rtcp::Remb(remb)) => self.on_remb(slot_idx, remb.bitrate, now),
                 _ => {}
             }
         }

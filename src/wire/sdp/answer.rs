@@ -1,4 +1,5 @@
-//! Building the relay's answer: one codec per section, ICE-lite, passive DTLS, one candidate.
+//! Building the relay's answer: one codec per section, ICE-lite, passive DTLS, the owning
+//! worker's UDP host candidate and, below it, its passive TCP candidate (RFC 6544).
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -12,10 +13,13 @@ pub const TRANSPORT_WIDE_CC: &str =
 /// The MID header extension (RFC 8843 §15.1).
 pub const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
 
+/// The abs-send-time extension; the relay stamps its own on what it sends subscribers.
+pub const ABS_SEND_TIME: &str = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time";
+
 /// RTP header extensions the relay negotiates (it forwards others' payloads, not these).
 const ACCEPTED_EXTENSIONS: [&str; 4] = [
     MID_URI,
-    "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
+    ABS_SEND_TIME,
     TRANSPORT_WIDE_CC,
     "urn:ietf:params:rtp-hdrext:ssrc-audio-level",
 ];
@@ -43,8 +47,11 @@ pub struct AnswerParams<'a> {
     pub ice_pwd: &'a str,
     /// SHA-256 of the relay's DTLS certificate.
     pub fingerprint_sha256: [u8; 32],
-    /// The owning worker's host candidate (one, UDP, typ host).
+    /// The owning worker's host candidate (UDP, typ host).
     pub candidate: SocketAddr,
+    /// The owning worker's ICE-TCP listener, offered as a `tcptype passive` host candidate of
+    /// lower priority than the UDP one (`None`: UDP only).
+    pub tcp_candidate: Option<SocketAddr>,
     /// Publish or subscribe.
     pub role: Role<'a>,
     /// The `o=` session id.
@@ -578,11 +585,36 @@ fn write_answer(offer: &Offer, params: &AnswerParams<'_>, plans: &[Plan]) -> Str
                 );
             }
         }
+        out.push_str(&candidate_lines(params.candidate, params.tcp_candidate));
+    }
+    out
+}
+
+/// Priority of the UDP host candidate: type preference 126, local preference 65535, component 1
+/// (RFC 8445 §5.1.2.1).
+pub const UDP_HOST_PRIORITY: u32 = (126 << 24) | (65535 << 8) | 255;
+
+/// Priority of the passive TCP host candidate (RFC 6544 §4.2): type preference 90 (below UDP's
+/// 126, as libwebrtc ranks host TCP, so clients use TCP only when UDP fails), local preference
+/// direction-pref 4 (passive host) << 13 | other-pref 8191, component 1.
+pub const TCP_PASSIVE_HOST_PRIORITY: u32 = (90 << 24) | (((4 << 13) | 8191) << 8) | 255;
+
+/// The `a=candidate` lines of an answer section (or an ICE restart's fragment): the UDP host
+/// candidate, then the passive TCP one, then `a=end-of-candidates`.
+pub fn candidate_lines(udp: SocketAddr, tcp: Option<SocketAddr>) -> String {
+    let mut out = format!(
+        "a=candidate:1 1 udp {UDP_HOST_PRIORITY} {} {} typ host\r\n",
+        udp.ip(),
+        udp.port()
+    );
+    if let Some(tcp) = tcp {
         let _ = write!(
             out,
-            "a=candidate:1 1 udp 2130706431 {ip} {} typ host\r\na=end-of-candidates\r\n",
-            params.candidate.port()
+            "a=candidate:2 1 tcp {TCP_PASSIVE_HOST_PRIORITY} {} {} typ host tcptype passive\r\n",
+            tcp.ip(),
+            tcp.port()
         );
     }
+    out.push_str("a=end-of-candidates\r\n");
     out
 }

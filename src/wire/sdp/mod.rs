@@ -6,7 +6,8 @@
 //! `MAX_LINE_LEN`, `MAX_MEDIA_SECTIONS`), rejects control characters that could smuggle lines
 //! into the answer, and returns an [`SdpError`] naming the offending line — never a panic.
 //!
-//! The answer is always ICE-lite, `a=setup:passive`, BUNDLE + rtcp-mux, one host candidate, and
+//! The answer is always ICE-lite, `a=setup:passive`, BUNDLE + rtcp-mux, one UDP host candidate
+//! (and a passive TCP one below it when the worker serves ICE-TCP), and
 //! exactly one codec per accepted media section.
 
 mod answer;
@@ -15,8 +16,9 @@ mod parse;
 mod tests;
 
 pub use answer::{
-    answer, payload_type_map, Answer, AnswerParams, NegotiatedMedia, Role, MAX_LAYERS, MID_URI,
-    REPAIRED_RTP_STREAM_ID, RTP_STREAM_ID, TRANSPORT_WIDE_CC,
+    answer, candidate_lines, payload_type_map, Answer, AnswerParams, NegotiatedMedia, Role,
+    ABS_SEND_TIME, MAX_LAYERS, MID_URI, REPAIRED_RTP_STREAM_ID, RTP_STREAM_ID,
+    TCP_PASSIVE_HOST_PRIORITY, TRANSPORT_WIDE_CC, UDP_HOST_PRIORITY,
 };
 pub use parse::{parse_offer, parse_trickle_fragment};
 

@@ -67,6 +67,7 @@ fn params<'a>(role: Role<'a>) -> AnswerParams<'a> {
         ice_pwd: "ternternternternternte",
         fingerprint_sha256: [0xab; 32],
         candidate: "203.0.113.9:40001".parse().unwrap(),
+        tcp_candidate: None,
         role,
         session_id: 42,
     }
@@ -504,6 +505,29 @@ fn subscribe_h264_needs_same_packetization_mode() {
     assert_eq!(
         payload_type_map(&publisher.media[0], &a.media[0]),
         [(96, 104)]
+    );
+}
+
+#[test]
+fn answer_lists_the_passive_tcp_candidate_after_udp_with_lower_priority() {
+    let o = parse_offer(MINIMAL).unwrap();
+    let mut p = params(Role::Publish);
+    p.tcp_candidate = Some("203.0.113.9:443".parse().unwrap());
+    let sdp = answer(&o, &p).unwrap().sdp;
+    let lines = "a=candidate:1 1 udp 2130706431 203.0.113.9 40001 typ host\r\n\
+                 a=candidate:2 1 tcp 1520435199 203.0.113.9 443 typ host tcptype passive\r\n\
+                 a=end-of-candidates\r\n";
+    assert_eq!(sdp.matches(lines).count(), 2, "in each section:\n{sdp}");
+    // RFC 6544 §4.2: (2^24)·type-pref + (2^8)·((2^13)·direction-pref + other-pref) + (256 −
+    // component), with direction-pref 4 for a passive host candidate.
+    assert_eq!(
+        TCP_PASSIVE_HOST_PRIORITY,
+        (90 << 24) + (1 << 8) * ((1 << 13) * 4 + 8191) + 255
+    );
+    const { assert!(TCP_PASSIVE_HOST_PRIORITY < UDP_HOST_PRIORITY) };
+    assert_eq!(
+        candidate_lines("[2001:db8::5]:40002".parse().unwrap(), None),
+        "a=candidate:1 1 udp 2130706431 2001:db8::5 40002 typ host\r\na=end-of-candidates\r\n"
     );
 }
 

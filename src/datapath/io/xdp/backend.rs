@@ -6,7 +6,8 @@
 //! A turn reaps the completion ring (sent slots go back to the queue), moves queued packets to
 //! the TX ring with their headers and wakes the kernel once (`sendto`), then delivers what the
 //! RX ring and the hand-over inbox hold, returning each receive frame to the fill ring at once.
-//! It waits in `poll(2)` on the socket and the waker only when there is nothing to do.
+//! It waits in `poll(2)` on the socket and the waker only when there is nothing to do. ICE-TCP
+//! connections (kernel TCP sockets: the XDP program passes TCP on) are polled every turn.
 //!
 //! Next hop: a reply goes to the Ethernet source of the frames its peer sent, learned only when
 //! the worker answers a datagram from that same address inside the receive callback. The worker
@@ -25,6 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::super::send::{SendArena, SendQueue, SlotLayout};
+use super::super::tcp::{drop_sends, poll::PollTcp};
 use super::super::{foreign_queue, IoConfig, IoError, IoStats, Waker};
 use super::frame::{self, Local};
 use super::ring::{RingSizes, XskSocket};
@@ -62,6 +64,10 @@ pub(in super::super) struct XdpIo {
     last: Option<(IpAddr, [u8; 6])>,
     /// Workers given hand-overs this turn, to wake once each.
     wake_mask: u64,
+    /// ICE-TCP, when attached: the kernel's TCP sockets, polled beside the XSK socket.
+    pub(in super::super) tcp: Option<PollTcp>,
+    /// The XSK socket, the waker, then what `tcp` polls.
+    pollfds: Vec<libc::pollfd>,
     pub(in super::super) stats: IoStats,
 }
 
@@ -140,6 +146,8 @@ impl XdpIo {
             neighbours: HashMap::with_capacity(1024),
             last: None,
             wake_mask: 0,
+            tcp: None,
+            pollfds: Vec::with_capacity(2),
             stats: IoStats::default(),
         };
         for i in 0..io.rx_frames {
@@ -184,6 +192,12 @@ impl XdpIo {
         }
     }
 
+    /// Polls ICE-TCP connections beside the XSK socket from the next turn on.
+    pub(in super::super) fn attach_tcp(&mut self, tcp: PollTcp) {
+        self.pollfds.reserve(2 + tcp.max_fds());
+        self.tcp = Some(tcp);
+    }
+
     pub(in super::super) fn run_once<F>(
         &mut self,
         tx: &mut SendQueue,
@@ -196,9 +210,13 @@ impl XdpIo {
         self.flush(tx)?;
         let mut n = self.receive(tx, on_packet);
         // Packets still queued (the TX ring was full): come straight back rather than sleep.
-        if n == 0 && !timeout.is_zero() && tx.queued() == 0 {
-            self.wait(timeout)?;
-            n = self.receive(tx, on_packet);
+        let idle = n == 0 && !timeout.is_zero() && tx.queued() == 0;
+        // TCP connections are served every turn: polled without waiting when not idle.
+        if idle || self.tcp.is_some() {
+            n += self.wait(if idle { timeout } else { Duration::ZERO }, tx, on_packet)?;
+            if idle {
+                n += self.receive(tx, on_packet);
+            }
         }
         self.wake_peers();
         Ok(n)
@@ -208,6 +226,10 @@ impl XdpIo {
     pub(in super::super) fn flush(&mut self, tx: &mut SendQueue) -> io::Result<()> {
         if tx.id() != self.queue_id {
             return Err(foreign_queue());
+        }
+        match self.tcp.as_mut() {
+            Some(tcp) => tcp.flush(tx),
+            None => drop_sends(tx),
         }
         for _ in 0..MAX_KICKS {
             self.reap(tx);
@@ -438,29 +460,39 @@ impl XdpIo {
         }
     }
 
-    /// `poll(2)` on the socket and the waker.
-    fn wait(&mut self, timeout: Duration) -> io::Result<()> {
+    /// `poll(2)` on the socket, the waker and the ICE-TCP sockets; delivers what TCP brought.
+    fn wait<F>(
+        &mut self,
+        timeout: Duration,
+        tx: &mut SendQueue,
+        on_packet: &mut F,
+    ) -> io::Result<usize>
+    where
+        F: FnMut(&mut [u8], SocketAddr, &mut SendQueue),
+    {
         let waker_fd: RawFd = self.waker.as_ref().map_or(-1, |w| w.fd());
-        let mut fds = [
-            libc::pollfd {
-                fd: self.xsk.fd(),
+        let mut fds = std::mem::take(&mut self.pollfds);
+        fds.clear();
+        for fd in [self.xsk.fd(), waker_fd] {
+            fds.push(libc::pollfd {
+                fd,
                 events: libc::POLLIN,
                 revents: 0,
-            },
-            libc::pollfd {
-                fd: waker_fd,
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
+            });
+        }
+        if let Some(tcp) = self.tcp.as_mut() {
+            tcp.fill(&mut fds);
+        }
         let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
-        // SAFETY: `fds` is a live local array of two pollfds (a negative fd is ignored).
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+        // SAFETY: `fds` is a live vector of `fds.len()` pollfds (a negative fd is ignored).
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
         self.stats.submits += 1;
+        let mut n = 0;
         if r < 0 {
             let e = io::Error::last_os_error();
+            self.pollfds = fds;
             return if e.kind() == io::ErrorKind::Interrupted {
-                Ok(())
+                Ok(0)
             } else {
                 Err(e)
             };
@@ -472,6 +504,10 @@ impl XdpIo {
                 self.stats.submits += 1;
             }
         }
-        Ok(())
+        if let Some(tcp) = self.tcp.as_mut() {
+            n += tcp.on_poll(&fds[2..], tx, on_packet);
+        }
+        self.pollfds = fds;
+        Ok(n)
     }
 }

@@ -1,0 +1,336 @@
+//! Layer allocation for one subscriber: from its estimates and the measured rate of each
+//! simulcast layer, which layer it should get, and when to probe for a higher one.
+//!
+//! Budget = estimate − audio − a margin (10 % of the estimate). Down at once when the layer
+//! sent no longer fits a grounded estimate (the highest that fits, else the lowest: audio is
+//! never given up for video). Up only with hysteresis (the new layer's rate × 1.15 must fit)
+//! and either right after a probe measured room for it or after a quiet period without a
+//! decrease. To find room, a probe on the subscriber's RTX stream (a few re-sent packets, paced
+//! at the target, invisible to the viewer) every [`PROBE_EVERY`]; without RTX, a tentative
+//! upgrade, at most every [`TENTATIVE_EVERY`] (doubling while they fail). The viewer's chosen
+//! layer is the ceiling. Sans-IO: `now` is passed in.
+
+use std::time::{Duration, Instant};
+
+/// Share of the estimate kept free.
+pub const MARGIN: f64 = 0.10;
+/// A higher layer must fit this many times over.
+pub const HYSTERESIS: f64 = 1.15;
+/// Without a decrease for this long, a higher layer that fits the estimate is taken.
+pub const QUIET: Duration = Duration::from_secs(8);
+/// Probes for a higher layer at most this often.
+pub const PROBE_EVERY: Duration = Duration::from_secs(6);
+/// Tentative upgrades (no RTX to probe with) at most this often at first.
+pub const TENTATIVE_EVERY: Duration = Duration::from_secs(30);
+/// A probe's result is this long valid for an upgrade.
+const PROBE_FRESH: Duration = Duration::from_secs(3);
+
+/// What a subscriber's worker reports of its estimate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EstimateReport {
+    pub estimate_bps: u64,
+    /// Audio sent to the subscriber over the last second.
+    pub audio_bps: u64,
+    /// The estimate rests on the path's behaviour, not only the start value.
+    pub grounded: bool,
+    /// A decrease since the previous report.
+    pub decreased: bool,
+    /// A probe finished since the previous report: its target and what it measured.
+    pub probe: Option<(u64, Option<u64>)>,
+}
+
+/// Why a layer changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// The layer no longer fit the estimate.
+    Congestion,
+    /// A probe measured room for a higher layer.
+    Probe,
+    /// The estimate grew with no decrease for a while.
+    Quiet,
+    /// Without RTX to probe with, a higher layer tried.
+    Tentative,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 4] = [
+        Reason::Congestion,
+        Reason::Probe,
+        Reason::Quiet,
+        Reason::Tentative,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Reason::Congestion => "congestion",
+            Reason::Probe => "probe",
+            Reason::Quiet => "quiet",
+            Reason::Tentative => "tentative",
+        }
+    }
+}
+
+/// What to do after a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Decision {
+    /// Switch to this layer (a track id), and why.
+    pub switch: Option<(u32, Reason)>,
+    /// Probe at this rate (bit/s).
+    pub probe: Option<u64>,
+}
+
+/// One subscriber's allocation state.
+#[derive(Debug, Clone)]
+pub struct Allocation {
+    last_down: Option<Instant>,
+    next_probe: Option<Instant>,
+    /// When the last probe measured room, and how much (bit/s).
+    probed: Option<(Instant, u64)>,
+    tentative_every: Duration,
+    /// A tentative upgrade under way: the layer it left, and when.
+    tentative: Option<(u32, Instant)>,
+}
+
+impl Default for Allocation {
+    fn default() -> Self {
+        Self {
+            last_down: None,
+            next_probe: None,
+            probed: None,
+            tentative_every: TENTATIVE_EVERY,
+            tentative: None,
+        }
+    }
+}
+
+impl Allocation {
+    /// A report for a subscriber now receiving layer `current` of `layers` (track id, measured
+    /// bit/s; 0 = not measured yet), whose ceiling is `ceiling`; `can_probe` when it has RTX.
+    pub fn on_report(
+        &mut self,
+        now: Instant,
+        report: &EstimateReport,
+        layers: &[(u32, u64)],
+        (ceiling, current): (u32, u32),
+        can_probe: bool,
+    ) -> Decision {
+        let rate = |t: u32| layers.iter().find(|l| l.0 == t).map_or(0, |l| l.1);
+        if layers.iter().any(|l| l.1 == 0) || rate(ceiling) == 0 || rate(current) == 0 {
+            return Decision::default(); // not every layer measured yet
+        }
+        let cap = rate(ceiling);
+        let allowed = || layers.iter().filter(move |l| l.1 <= cap);
+        let lowest = allowed().min_by_key(|l| l.1).map_or(current, |l| l.0);
+        let est = report.estimate_bps as f64;
+        let budget = est - report.audio_bps as f64 - MARGIN * est;
+        let fits = |bps: u64, factor: f64| bps as f64 * factor <= budget;
+        if let Some((_, Some(measured))) = report.probe {
+            self.probed = Some((now, measured));
+        }
+        let mut decision = Decision::default();
+
+        // Down at once.
+        if (report.grounded && rate(current) as f64 > budget) || rate(current) > cap {
+            let target = allowed()
+                .filter(|l| fits(l.1, 1.0))
+                .max_by_key(|l| l.1)
+                .map_or(lowest, |l| l.0);
+            if target != current {
+                self.last_down = Some(now);
+                if self.tentative.take().is_some() {
+                    // The tentative layer did not fit: wait longer before the next try.
+                    self.tentative_every = (self.tentative_every * 2).min(TENTATIVE_EVERY * 4);
+                }
+                decision.switch = Some((target, Reason::Congestion));
+                return decision;
+            }
+        }
+        if self
+            .tentative
+            .is_some_and(|(_, at)| now.duration_since(at) > QUIET)
+        {
+            // The tentative layer held: it is simply the layer now.
+            self.tentative = None;
+            self.tentative_every = TENTATIVE_EVERY;
+        }
+
+        // Up, with hysteresis, after a probe or a quiet period.
+        let higher = allowed()
+            .filter(|l| l.1 > rate(current))
+            .min_by_key(|l| l.1);
+        let best = allowed()
+            .filter(|l| fits(l.1, HYSTERESIS))
+            .max_by_key(|l| l.1);
+        if let Some(best) = best.filter(|b| b.1 > rate(current)) {
+            let fresh_probe = self
+                .probed
+                .is_some_and(|(at, _)| now.duration_since(at) <= PROBE_FRESH);
+            let quiet = self
+                .last_down
+                .is_none_or(|d| now.duration_since(d) >= QUIET)
+                && report.grounded
+                && !report.decreased;
+            if fresh_probe || quiet {
+                let reason = if fresh_probe {
+                    Reason::Probe
+                } else {
+                    Reason::Quiet
+                };
+                self.probed = None;
+                decision.switch = Some((best.0, reason));
+                return decision;
+            }
+        }
+
+        // Look for room for the next layer up.
+        if let Some(next) = higher {
+            if self.next_probe.is_none_or(|t| now >= t) && !report.decreased {
+                if can_probe {
+                    let need =
+                        (next.1 as f64 * HYSTERESIS + report.audio_bps as f64) / (1.0 - MARGIN);
+                    decision.probe = Some((need * 1.1) as u64);
+                    self.next_probe = Some(now + PROBE_EVERY);
+                } else if self
+                    .last_down
+                    .is_none_or(|d| now.duration_since(d) >= QUIET)
+                {
+                    self.tentative = Some((current, now));
+                    self.next_probe = Some(now + self.tentative_every);
+                    decision.switch = Some((next.0, Reason::Tentative));
+                }
+            }
+        }
+        decision
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOW: u32 = 1;
+    const HIGH: u32 = 2;
+    const LAYERS: [(u32, u64); 2] = [(HIGH, 1_200_000), (LOW, 150_000)];
+
+    fn report(estimate_bps: u64, decreased: bool) -> EstimateReport {
+        EstimateReport {
+            estimate_bps,
+            audio_bps: 50_000,
+            grounded: true,
+            decreased,
+            probe: None,
+        }
+    }
+
+    #[test]
+    fn congestion_moves_down_at_once_and_a_probe_brings_it_back_up() {
+        let t0 = Instant::now();
+        let mut a = Allocation::default();
+        let d = a.on_report(t0, &report(450_000, true), &LAYERS, (HIGH, HIGH), true);
+        assert_eq!(d.switch, Some((LOW, Reason::Congestion)));
+        // On the low layer at 450k: no upgrade; a probe (1.2M × 1.15 + 50k, / 0.9, × 1.1).
+        let t1 = t0 + Duration::from_secs(1);
+        let d = a.on_report(t1, &report(450_000, false), &LAYERS, (HIGH, LOW), true);
+        assert_eq!(d.switch, None);
+        let target = d.probe.expect("a probe");
+        assert!((1_700_000..1_800_000).contains(&target), "{target}");
+        // Not again before PROBE_EVERY.
+        let d = a.on_report(
+            t1 + Duration::from_secs(2),
+            &report(450_000, false),
+            &LAYERS,
+            (HIGH, LOW),
+            true,
+        );
+        assert_eq!(d, Decision::default());
+        // The probe measured room: up at once.
+        let mut r = report(1_800_000, false);
+        r.probe = Some((target, Some(1_800_000)));
+        let d = a.on_report(t1 + Duration::from_secs(3), &r, &LAYERS, (HIGH, LOW), true);
+        assert_eq!(d.switch, Some((HIGH, Reason::Probe)));
+    }
+
+    #[test]
+    fn a_failed_probe_brings_no_upgrade_and_the_ceiling_is_respected() {
+        let t0 = Instant::now();
+        let mut a = Allocation::default();
+        let mut r = report(1_100_000, false);
+        r.probe = Some((1_750_000, Some(1_050_000)));
+        for s in 0..30 {
+            let d = a.on_report(t0 + Duration::from_secs(s), &r, &LAYERS, (HIGH, LOW), true);
+            assert_eq!(d.switch, None, "second {s}");
+        }
+        // Plenty of room, but the viewer asked for the low layer: it stays there, no probes.
+        let mut a = Allocation::default();
+        for s in 0..20 {
+            let d = a.on_report(
+                t0 + Duration::from_secs(s),
+                &report(10_000_000, false),
+                &LAYERS,
+                (LOW, LOW),
+                true,
+            );
+            assert_eq!(d, Decision::default());
+        }
+        // A lowered ceiling takes the layer down even with room.
+        let d = a.on_report(t0, &report(10_000_000, false), &LAYERS, (LOW, HIGH), true);
+        assert_eq!(d.switch, Some((LOW, Reason::Congestion)));
+    }
+
+    #[test]
+    fn below_the_lowest_layer_the_lowest_stays_and_an_ungrounded_estimate_moves_nothing() {
+        let t0 = Instant::now();
+        let mut a = Allocation::default();
+        let d = a.on_report(t0, &report(100_000, true), &LAYERS, (HIGH, LOW), true);
+        assert_eq!(d.switch, None);
+        let mut r = report(300_000, false);
+        r.grounded = false;
+        let mut a = Allocation::default();
+        assert_eq!(
+            a.on_report(t0, &r, &LAYERS, (HIGH, HIGH), true).switch,
+            None
+        );
+        // Layer rates not measured yet: no decision at all.
+        let unmeasured = [(HIGH, 0), (LOW, 150_000)];
+        assert_eq!(
+            a.on_report(t0, &report(100_000, true), &unmeasured, (HIGH, HIGH), true),
+            Decision::default()
+        );
+    }
+
+    #[test]
+    fn without_rtx_upgrades_are_tentative_and_back_off_when_they_fail() {
+        let t0 = Instant::now();
+        let mut a = Allocation::default();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        assert_eq!(
+            a.on_report(at(0), &report(600_000, true), &LAYERS, (HIGH, HIGH), false)
+                .switch,
+            Some((LOW, Reason::Congestion))
+        );
+        // Quiet for QUIET: one tentative try, then congestion takes it back.
+        let mut tries = Vec::new();
+        let mut current = LOW;
+        for s in 1..120 {
+            let congested = current == HIGH;
+            let d = a.on_report(
+                at(s),
+                &report(600_000, congested),
+                &LAYERS,
+                (HIGH, current),
+                false,
+            );
+            if let Some((to, reason)) = d.switch {
+                if reason == Reason::Tentative {
+                    tries.push(s);
+                }
+                current = to;
+            }
+        }
+        assert_eq!(current, LOW);
+        assert!(tries.len() >= 2, "{tries:?}");
+        for w in tries.windows(2) {
+            assert!(w[1] - w[0] >= 30, "at most one try per 30 s: {tries:?}");
+        }
+    }
+}

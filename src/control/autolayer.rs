@@ -1,0 +1,196 @@
+//! Automatic layers: the slow path's side of per-subscriber congestion control. Workers report
+//! each simulcast layer's rate (from the publisher's worker, once a second) and each
+//! subscriber's bandwidth estimate (from its worker, once a second and at once after a
+//! decrease); for every report, the subscriber's [`Allocation`] (`crate::cc::allocate`) says
+//! whether to switch its layer (through the usual keyframe-aligned switch, `Relay::reserve`)
+//! or to probe for a higher one. The layer the viewer chose (`?layer=`, `POST
+//! /session/{id}/layer`) is the ceiling. Also the metrics: estimates, layer changes by reason,
+//! probes.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use super::relay::Relay;
+use super::rooms::SessionRole;
+use crate::cc::allocate::{Allocation, EstimateReport, Reason};
+use crate::datapath::{Command, SessionId, TrackId};
+
+/// Layer rates, allocation state and counters, behind one lock (never taken by a worker).
+#[derive(Debug, Default)]
+pub struct AutoLayers {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Each simulcast layer's last measured rate, bit/s.
+    rates: HashMap<TrackId, u64>,
+    subscribers: HashMap<SessionId, Subscriber>,
+    /// Layer changes, by `Reason::ALL` index.
+    changes: [u64; 4],
+    probes: u64,
+    probes_with_room: u64,
+}
+
+#[derive(Debug, Default)]
+struct Subscriber {
+    allocation: Allocation,
+    estimate_bps: u64,
+}
+
+impl AutoLayers {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A layer's rate over the last second.
+    pub fn layer_rate(&self, track: TrackId, bps: u64) {
+        self.state().rates.insert(track, bps);
+    }
+
+    /// A session ended.
+    pub fn forget(&self, session: SessionId) {
+        self.state().subscribers.remove(&session);
+    }
+
+    /// The session's last estimate, bit/s.
+    pub fn estimate(&self, session: SessionId) -> Option<u64> {
+        self.state()
+            .subscribers
+            .get(&session)
+            .map(|s| s.estimate_bps)
+    }
+
+    /// Prometheus lines: per-session estimates, layer changes by reason, probes.
+    pub fn render(&self, out: &mut String) {
+        let s = self.state();
+        let mut sessions: Vec<_> = s.subscribers.iter().collect();
+        sessions.sort_by_key(|(id, _)| **id);
+        let _ = writeln!(
+            out,
+            "# HELP tern_subscriber_estimate_bps bandwidth estimate of each subscriber session\n# TYPE tern_subscriber_estimate_bps gauge"
+        );
+        for (id, sub) in sessions {
+            let _ = writeln!(
+                out,
+                "tern_subscriber_estimate_bps{{session=\"{id}\"}} {}",
+                sub.estimate_bps
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tern_layer_changes_total automatic layer changes by reason\n# TYPE tern_layer_changes_total counter"
+        );
+        for (i, reason) in Reason::ALL.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "tern_layer_changes_total{{reason=\"{}\"}} {}",
+                reason.label(),
+                s.changes[i]
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tern_probes_requested_total bandwidth probes asked of workers\n# TYPE tern_probes_requested_total counter\ntern_probes_requested_total {}",
+            s.probes
+        );
+        let _ = writeln!(
+            out,
+            "# HELP tern_probes_with_room_total probes sent with room for them\n# TYPE tern_probes_with_room_total counter\ntern_probes_with_room_total {}",
+            s.probes_with_room
+        );
+    }
+}
+
+impl Relay {
+    /// A subscriber's estimate: switch its layer or probe, as its allocation says.
+    pub(super) fn on_estimate(&self, session: SessionId, report: EstimateReport) {
+        let now = Instant::now();
+        let mut reg = super::relay::lock(&self.registry);
+        let Some(info) = reg.sessions.get(&session) else {
+            return;
+        };
+        if info.role != SessionRole::Subscriber || !info.connected {
+            return;
+        }
+        let worker = info.worker;
+        let Some(stream) = reg
+            .rooms
+            .get(&info.room)
+            .and_then(|r| r.streams.get(&info.stream))
+        else {
+            return;
+        };
+        let (tracks, stalled) = (stream.tracks.clone(), stream.stalled.clone());
+        // The first simulcast feed (a WHEP session has one video section in practice).
+        let Some((index, t)) = info.feeds.iter().enumerate().find_map(|(i, f)| {
+            let t = tracks
+                .iter()
+                .find(|t| t.id == f.published && !t.layers.is_empty())?;
+            Some((i, t))
+        }) else {
+            self.auto_layers
+                .state()
+                .subscribers
+                .entry(session)
+                .or_default()
+                .estimate_bps = report.estimate_bps;
+            return;
+        };
+        let feed = &info.feeds[index];
+        let decision = {
+            let mut state = self.auto_layers.state();
+            let layers: Vec<(TrackId, u64)> = t
+                .layers
+                .iter()
+                .filter(|(_, id)| !stalled.contains(id))
+                .map(|(_, id)| (*id, state.rates.get(id).copied().unwrap_or(0)))
+                .collect();
+            let ceiling = t.serving(feed.wanted, &stalled);
+            let sub = state.subscribers.entry(session).or_default();
+            sub.estimate_bps = report.estimate_bps;
+            let can_probe = feed.params.rtx.is_some() && feed.params.egress.transport_cc.is_some();
+            let d = sub.allocation.on_report(
+                now,
+                &report,
+                &layers,
+                (ceiling, feed.track.id),
+                can_probe,
+            );
+            if let Some((_, Some(measured))) = report.probe {
+                let need = layers.iter().map(|l| l.1).filter(|&r| r > 0).max();
+                if need.is_some_and(|n| measured >= n) {
+                    state.probes_with_room += 1;
+                }
+            }
+            if let Some((_, reason)) = d.switch {
+                if let Some(i) = Reason::ALL.iter().position(|r| *r == reason) {
+                    state.changes[i] += 1;
+                }
+            }
+            if d.probe.is_some() {
+                state.probes += 1;
+            }
+            d
+        };
+        if let Some(target_bps) = decision.probe {
+            let _ = self.dp.send(
+                worker,
+                Command::Probe {
+                    session,
+                    target_bps,
+                },
+            );
+        }
+        if let Some((layer, _)) = decision.switch {
+            if let Some(info) = reg.sessions.get_mut(&session) {
+                info.feeds[index].auto = Some(layer);
+            }
+            if let Err(e) = self.reserve(&mut reg, session, &tracks, &stalled) {
+                eprintln!("tern: session {session}: layer change not sent: {e}");
+            }
+        }
+    }
+}
