@@ -223,6 +223,11 @@ impl Estimator {
         self.decreased.is_some() || self.probed || self.remb.is_some()
     }
 
+    /// Whether the estimate is the delay-based one alone (transport-cc feedback, no REMB).
+    pub fn delay_based(&self) -> bool {
+        self.twcc && self.remb.is_none()
+    }
+
     /// The last decrease: µs and cause.
     pub fn last_decrease(&self) -> Option<(i64, Cause)> {
         self.decreased

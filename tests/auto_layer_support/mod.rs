@@ -36,26 +36,33 @@ use super::webrtc_client::{signal, signal_edited, wait_connected, Edits};
 /// A peer with the MID (and for `simulcast` the RID) extension; with `twcc`, webrtc-rs's
 /// transport-cc receiver (it negotiates the extension and sends feedback).
 pub async fn peer(simulcast: bool, twcc: bool) -> Arc<RTCPeerConnection> {
+    peer_with(simulcast, twcc, true).await
+}
+
+/// `peer`, with RTX for VP8 or (`rtx == false`) without.
+pub async fn peer_with(simulcast: bool, twcc: bool, rtx: bool) -> Arc<RTCPeerConnection> {
     tern::control::dtls::install_crypto_provider();
     let mut media = MediaEngine::default();
     media.register_default_codecs().unwrap();
     // RTX for VP8 (webrtc-rs does not register it): the relay probes on it, and webrtc-rs
     // reads a declared repair stream through its interceptors, transport-cc included.
-    media
-        .register_codec(
-            webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecParameters {
-                capability: RTCRtpCodecCapability {
-                    mime_type: "video/rtx".to_owned(),
-                    clock_rate: 90000,
-                    sdp_fmtp_line: "apt=96".to_owned(),
+    if rtx {
+        media
+            .register_codec(
+                webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecParameters {
+                    capability: RTCRtpCodecCapability {
+                        mime_type: "video/rtx".to_owned(),
+                        clock_rate: 90000,
+                        sdp_fmtp_line: "apt=96".to_owned(),
+                        ..Default::default()
+                    },
+                    payload_type: 97,
                     ..Default::default()
                 },
-                payload_type: 97,
-                ..Default::default()
-            },
-            RTPCodecType::Video,
-        )
-        .unwrap();
+                RTPCodecType::Video,
+            )
+            .unwrap();
+    }
     let mut uris = vec![webrtc::sdp::extmap::SDES_MID_URI];
     if simulcast {
         uris.push(webrtc::sdp::extmap::SDES_RTP_STREAM_ID_URI);
@@ -222,7 +229,17 @@ pub async fn layer_subscriber(
     twcc: bool,
     answer: Option<&(dyn Fn(&str) -> String + Sync)>,
 ) -> (Arc<RTCPeerConnection>, mpsc::UnboundedReceiver<Layered>) {
-    let pc = peer(false, twcc).await;
+    layer_subscriber_with(base, token, (twcc, true), answer).await
+}
+
+/// `layer_subscriber` with transport-cc and RTX each on or off.
+pub async fn layer_subscriber_with(
+    base: &str,
+    token: &str,
+    (twcc, rtx): (bool, bool),
+    answer: Option<&(dyn Fn(&str) -> String + Sync)>,
+) -> (Arc<RTCPeerConnection>, mpsc::UnboundedReceiver<Layered>) {
+    let pc = peer_with(false, twcc, rtx).await;
     for kind in [RTPCodecType::Video, RTPCodecType::Audio] {
         pc.add_transceiver_from_kind(
             kind,

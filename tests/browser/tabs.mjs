@@ -48,10 +48,12 @@ export async function launch({ media = true } = {}) {
 }
 
 /// Opens `url` in its own browser context (no shared state between tabs), logging its console.
-/// `init`, if given, runs in the page before any of its own scripts (playwright's addInitScript).
-export async function openTab(browser, name, url, { init } = {}) {
+/// `init`, if given, runs in the page before any of its own scripts (playwright's addInitScript);
+/// `setup(context)`, if given, is awaited before the page opens (e.g. to route its requests).
+export async function openTab(browser, name, url, { init, setup } = {}) {
   const context = await browser.newContext();
   if (init) await context.addInitScript(init);
+  if (setup) await setup(context);
   const page = await context.newPage();
   const tab = { name, url, page, logs: [] };
   page.on("console", (m) => tab.logs.push(`[${m.type()}] ${m.text()}`));

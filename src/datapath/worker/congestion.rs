@@ -115,6 +115,7 @@ impl Core {
             audio_bps: cc.audio_bps,
             grounded: cc.estimator.grounded(),
             decreased: decrease != cc.decrease_reported,
+            delay_based: cc.estimator.delay_based(),
             probe,
         };
         cc.reported_at = Some(now);
