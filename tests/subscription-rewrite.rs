@@ -43,6 +43,8 @@ fn the_subscriber_sees_its_own_numbering() {
         rtx: None,
         extensions: None,
         egress: Default::default(),
+        codec: None,
+        limit: Default::default(),
     };
     let (_dp, mut publisher, mut sub) = publisher_and_subscriber(params);
 

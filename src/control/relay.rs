@@ -20,7 +20,8 @@ use super::dtls::{self, DtlsIdentity};
 use super::dtls::{DtlsStats, Fingerprint, FingerprintAlgorithm};
 use super::rooms::{Feed, PublishedTrack, Registry, RoomEvent, SessionInfo, SessionRole};
 use crate::datapath::{
-    Command, Datapath, EgressExtensions, Event, SessionId, SubscriptionParams, TrackId, TrackRef,
+    Command, Datapath, EgressExtensions, Event, LayerLimit, SessionId, SubscriptionParams, TrackId,
+    TrackRef,
 };
 use crate::ice::IceCredentials;
 use crate::wire::keyframe::VideoCodec;
@@ -655,6 +656,8 @@ impl Relay {
                     transport_cc: m.extension_id(sdp::TRANSPORT_WIDE_CC),
                     abs_send_time: m.extension_id(sdp::ABS_SEND_TIME),
                 },
+                codec: VideoCodec::from_name(&t.media.codec.name),
+                limit: LayerLimit::default(),
             };
             subscriptions.push(Feed {
                 published: t.id,
@@ -768,6 +771,56 @@ impl Relay {
         }
         self.reserve(&mut reg, id, &tracks, &stalled)
             .map_err(|e| ApiError::new(503, format!("relay busy: {e}")))
+    }
+
+    /// Sets the highest spatial and temporal layer subscriber session `id` gets inside each
+    /// VP8/VP9 stream it receives (`None`: that one unchanged), from the stream's next switching
+    /// point on (a keyframe for a higher spatial layer, which the worker asks for).
+    pub fn limit_layers(
+        &self,
+        id: SessionId,
+        spatial: Option<u8>,
+        temporal: Option<u8>,
+    ) -> Result<(), ApiError> {
+        let mut reg = lock(&self.registry);
+        let info = reg
+            .sessions
+            .get_mut(&id)
+            .ok_or_else(|| ApiError::new(404, "no such session"))?;
+        if info.role != SessionRole::Subscriber {
+            return Err(ApiError::new(
+                400,
+                "only a WHEP subscriber session chooses a layer",
+            ));
+        }
+        let (worker, connected) = (info.worker, info.connected);
+        let mut layered = false;
+        for feed in &mut info.feeds {
+            if !matches!(feed.params.codec, Some(VideoCodec::Vp8 | VideoCodec::Vp9)) {
+                continue;
+            }
+            layered = true;
+            let limit = &mut feed.params.limit;
+            limit.spatial = spatial.unwrap_or(limit.spatial);
+            limit.temporal = temporal.unwrap_or(limit.temporal);
+            if connected {
+                let command = Command::SetLayerLimit {
+                    session: id,
+                    ssrc: feed.params.ssrc,
+                    limit: *limit,
+                };
+                self.dp
+                    .send(worker, command)
+                    .map_err(|e| ApiError::new(503, format!("relay busy: {e}")))?;
+            }
+        }
+        if !layered {
+            return Err(ApiError::new(
+                400,
+                "spatial and temporal layers need a VP8 or VP9 stream",
+            ));
+        }
+        Ok(())
     }
 
     /// A simulcast layer stopped or resumed (the publisher's worker saw its packets stop or

@@ -98,6 +98,13 @@ pub enum Command {
     Unpublish { session: SessionId, track: TrackId },
     /// The session no longer receives `track`.
     Unsubscribe { session: SessionId, track: TrackId },
+    /// The stream the session receives under its SSRC `ssrc` gets at most these spatial and
+    /// temporal layers (VP8 temporal layers, VP9 SVC), from the next switching point on.
+    SetLayerLimit {
+        session: SessionId,
+        ssrc: u32,
+        limit: crate::datapath::LayerLimit,
+    },
     /// On the publisher's worker: worker `worker` does (or no longer does) have subscribers.
     SetRemoteWorker {
         track: TrackId,

@@ -249,14 +249,15 @@ fn probe_one(
         .iter_mut()
         .find(|s| s.session == slot && s.params.rtx.is_some())?;
     // The packets the subscriber got last, newest first (the publisher's numbers).
-    let last = sub.publisher_seq(sub.last_seq);
+    let last = sub.publisher_seq(sub.last_seq)?;
     let cached = (0..32u16)
         .map(|k| last.wrapping_sub(k.wrapping_add(nth) % 32))
+        .filter(|&seq| sub.seq.lookup(seq).is_some()) // not a dropped layer's
         .find_map(|seq| track.cache.get(seq))?;
     let history = session.egress.as_mut()?;
     let out = tx.slot()?;
     let room = out.len().saturating_sub(ctx.profile().rtp_overhead());
-    let copied = sub.copy_rewritten(cached, &mut out[..room], Some(history.stamp(now_us)))?;
+    let copied = sub.copy_resent(cached, &mut out[..room], Some(history.stamp(now_us)))?;
     let len = sub.rewrite_as_rtx(&mut out[..room], copied)?;
     let n = ctx.protect_rtp(out, len).ok()?;
     tx.commit(n, addr);
