@@ -265,7 +265,10 @@ impl Relay {
         let s = reg.sessions.get_mut(&id)?;
         s.connected = true;
         for feed in &s.feeds {
-            let params = feed.params.clone();
+            let params = SubscriptionParams {
+                limit: feed.limit(),
+                ..feed.params.clone()
+            };
             self.dp.subscribe(worker, id, feed.track, params).ok()?;
         }
         Some(())
@@ -669,6 +672,7 @@ impl Relay {
                 params,
                 wanted: track_ids[i],
                 auto: None,
+                auto_temporal: None,
             });
         }
         if subscriptions.is_empty() {
@@ -803,11 +807,12 @@ impl Relay {
             let limit = &mut feed.params.limit;
             limit.spatial = spatial.unwrap_or(limit.spatial);
             limit.temporal = temporal.unwrap_or(limit.temporal);
+            feed.auto_temporal = None; // a new ceiling: the estimate lowers it again if need be
             if connected {
                 let command = Command::SetLayerLimit {
                     session: id,
                     ssrc: feed.params.ssrc,
-                    limit: *limit,
+                    limit: feed.limit(),
                 };
                 self.dp
                     .send(worker, command)
@@ -880,7 +885,10 @@ impl Relay {
                 continue;
             };
             feed.track.id = serving;
-            let params = feed.params.clone();
+            let params = SubscriptionParams {
+                limit: feed.limit(),
+                ..feed.params.clone()
+            };
             self.dp
                 .subscribe_switching(info.worker, id, feed.track, params, Some(codec))?;
         }
@@ -984,7 +992,11 @@ impl Relay {
                 self.end_session_because(session, "consent expired");
             }
             Event::LayerActive { track, active } => self.layer_changed(track, active),
-            Event::LayerRate { track, bps } => self.auto_layers.layer_rate(track, bps),
+            Event::LayerRate {
+                track,
+                bps,
+                temporal,
+            } => self.auto_layers.layer_rate(track, bps, temporal),
             Event::Estimate { session, report } => self.on_estimate(session, report),
             Event::Bound { session, .. } => {
                 if let Some(waiter) = lock(&self.bound_waiters).remove(&session) {

@@ -491,6 +491,10 @@ pub struct Track {
     pub layer: Option<LayerState>,
     /// Bytes received since the last rate report (simulcast layers: their measured rate).
     pub octets: u64,
+    /// The video codec, where the publisher's worker knows it (set by `Publish`).
+    pub codec: Option<crate::wire::keyframe::VideoCodec>,
+    /// Of `octets`, those of each temporal layer (VP8/VP9 descriptors' TID 0..=3).
+    pub temporal_octets: [u64; 4],
 }
 
 /// Whether a simulcast layer is being sent: a publisher stops layers its bandwidth or CPU
@@ -531,6 +535,8 @@ impl Track {
             loss: None,
             layer: None,
             octets: 0,
+            codec: None,
+            temporal_octets: [0; 4],
         }
     }
 }

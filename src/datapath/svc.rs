@@ -277,6 +277,16 @@ pub fn apply(packet: &mut [u8], codec: Option<VideoCodec>, rewrite: Rewrite) {
     }
 }
 
+/// The temporal layer (TID) of a plaintext RTP `packet` of `codec`, if its descriptor has one.
+pub fn temporal_layer(codec: Option<VideoCodec>, packet: &[u8]) -> Option<u8> {
+    let codec = codec.filter(|c| matches!(c, VideoCodec::Vp8 | VideoCodec::Vp9))?;
+    let payload = rtp::RtpPacket::parse(packet).ok()?.payload();
+    match codec {
+        VideoCodec::Vp8 => Vp8Descriptor::parse(payload).ok()?.tid,
+        _ => Some(Vp9Descriptor::parse(payload).ok()?.layer?.tid),
+    }
+}
+
 /// PictureIDs (VP8, VP9) renumbered so that pictures left out leave no gap, and TL0PICIDX
 /// continued across a simulcast switch.
 #[derive(Debug, Clone, Default)]

@@ -286,6 +286,7 @@ pub fn plain_publish(session: u64, track: u32, ssrc: u32, kind: MediaKind) -> Co
         nack: false,
         rtx: None,
         transport_cc: None,
+        codec: None,
     }
 }
 

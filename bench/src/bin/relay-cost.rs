@@ -402,6 +402,7 @@ fn tern(
             nack: false,
             rtx: None,
             transport_cc: None,
+            codec: None,
         },
     )
     .expect("publish");

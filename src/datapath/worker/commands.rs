@@ -109,6 +109,7 @@ impl Core {
                 nack,
                 rtx,
                 transport_cc,
+                codec,
             } => {
                 let Some(&slot) = self.by_id.get(&session) else {
                     return;
@@ -143,6 +144,7 @@ impl Core {
                     t.publisher_ssrc = ssrc;
                 }
                 t.kind = kind;
+                t.codec = codec;
                 t.loss = nack.then(|| LossTracker::new(now));
                 let layered = by_mid.is_some_and(|b| b.rid.is_some());
                 t.layer = layered.then_some(LayerState {

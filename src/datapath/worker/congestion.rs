@@ -136,13 +136,20 @@ impl Core {
         let secs = span.as_secs_f64().max(0.1);
         for (&track, t) in self.tracks.iter_mut() {
             let octets = std::mem::take(&mut t.octets);
-            if t.layer.is_none() || !matches!(t.origin, Origin::Local(_)) {
+            let per_tid = std::mem::take(&mut t.temporal_octets);
+            let temporal_layers = per_tid[1..].iter().any(|&o| o > 0);
+            if (t.layer.is_none() && !temporal_layers) || !matches!(t.origin, Origin::Local(_)) {
                 continue;
             }
             let bps = (octets as f64 * 8.0 / secs) as u64;
+            let temporal = per_tid.map(|o| (o as f64 * 8.0 / secs) as u64);
             if self
                 .events
-                .try_send(Event::LayerRate { track, bps })
+                .try_send(Event::LayerRate {
+                    track,
+                    bps,
+                    temporal,
+                })
                 .is_err()
             {
                 self.counters.events_dropped += 1;

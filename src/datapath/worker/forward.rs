@@ -33,6 +33,9 @@ impl Core {
         track.cache.store(seq, packet);
         track.received += 1;
         track.octets += packet.len() as u64;
+        if let Some(tid) = super::super::svc::temporal_layer(track.codec, packet) {
+            track.temporal_octets[usize::from(tid.min(3))] += packet.len() as u64;
+        }
         if let Some(layer) = track.layer.as_mut() {
             layer.last = now;
             if layer.stalled {
