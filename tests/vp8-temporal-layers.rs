@@ -8,11 +8,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::peer::{plain_publish, Peer};
-use tern::datapath::{
-    Command, Datapath, DatapathConfig, IoMode, LayerLimit, MediaKind, SubscriptionParams, TrackRef,
-    ALL_LAYERS,
-};
+use common::peer::{publisher_and_subscriber, Peer};
+use tern::datapath::{Command, LayerLimit, SubscriptionParams, ALL_LAYERS};
 use tern::wire::keyframe::VideoCodec;
 use tern::wire::rtcp;
 use tern::wire::rtp::RtpPacket;
@@ -115,13 +112,6 @@ fn assert_contiguous(got: &[Got]) {
 
 #[test]
 fn a_subscriber_limited_to_tid_1_gets_a_contiguous_stream_and_its_nacks_answered() {
-    let dp = Datapath::start(DatapathConfig::for_tests(1, IoMode::Auto)).unwrap();
-    let mut publisher = Peer::install(&dp, 0, 1, true);
-    let mut sub = Peer::install(&dp, 0, 2, true);
-    publisher.connect();
-    sub.connect();
-    dp.send(0, plain_publish(1, 3, PUB, MediaKind::Video))
-        .unwrap();
     let params = SubscriptionParams {
         codec: Some(VideoCodec::Vp8),
         limit: LayerLimit {
@@ -131,13 +121,7 @@ fn a_subscriber_limited_to_tid_1_gets_a_contiguous_stream_and_its_nacks_answered
         seq_offset: 1000,
         ..SubscriptionParams::with_ssrc(SUB)
     };
-    let track = TrackRef {
-        id: 3,
-        worker: 0,
-        kind: MediaKind::Video,
-    };
-    dp.subscribe(0, 2, track, params).unwrap();
-    std::thread::sleep(Duration::from_millis(100));
+    let (dp, mut publisher, mut sub) = publisher_and_subscriber(params);
     let quiet = Duration::from_millis(300);
 
     // 16 frames from a keyframe: TIDs 0 and 1 only reach the subscriber. The sixth packet it

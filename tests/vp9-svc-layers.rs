@@ -7,10 +7,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::peer::{plain_publish, Peer};
-use tern::datapath::{
-    Command, Datapath, DatapathConfig, IoMode, LayerLimit, MediaKind, SubscriptionParams, TrackRef,
-};
+use common::peer::{publisher_and_subscriber, Peer};
+use tern::datapath::{Command, LayerLimit, SubscriptionParams};
 use tern::wire::keyframe::VideoCodec;
 use tern::wire::rtp::RtpPacket;
 use tern::wire::vp9::Vp9Descriptor;
@@ -109,13 +107,6 @@ fn assert_pictures(got: &[Got], top: u8) {
 
 #[test]
 fn a_subscriber_gets_its_spatial_and_temporal_layers_with_the_marker_moved() {
-    let dp = Datapath::start(DatapathConfig::for_tests(1, IoMode::Auto)).unwrap();
-    let mut publisher = Peer::install(&dp, 0, 1, true);
-    let mut sub = Peer::install(&dp, 0, 2, true);
-    publisher.connect();
-    sub.connect();
-    dp.send(0, plain_publish(1, 3, PUB, MediaKind::Video))
-        .unwrap();
     let params = SubscriptionParams {
         codec: Some(VideoCodec::Vp9),
         limit: LayerLimit {
@@ -124,13 +115,7 @@ fn a_subscriber_gets_its_spatial_and_temporal_layers_with_the_marker_moved() {
         },
         ..SubscriptionParams::with_ssrc(SUB)
     };
-    let track = TrackRef {
-        id: 3,
-        worker: 0,
-        kind: MediaKind::Video,
-    };
-    dp.subscribe(0, 2, track, params).unwrap();
-    std::thread::sleep(Duration::from_millis(100));
+    let (dp, mut publisher, mut sub) = publisher_and_subscriber(params);
     let quiet = Duration::from_millis(300);
 
     // A keyframe, then 11 pictures: the TID 0 and 1 pictures (6 of 12), layers 0 and 1 each.

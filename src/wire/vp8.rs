@@ -28,6 +28,43 @@ pub struct PictureId {
 }
 
 impl PictureId {
+    /// Reads a PictureID (M bit, 7 or 15 bits) at `at`; the PictureID and where it ends.
+    pub(crate) fn read(buf: &[u8], at: usize) -> Result<(Self, usize), WireError> {
+        let first = *buf.get(at).ok_or(WireError::TooShort)?;
+        if first & 0x80 == 0 {
+            let id = Self {
+                value: u16::from(first),
+                long: false,
+            };
+            return Ok((id, at + 1));
+        }
+        let second = *buf.get(at + 1).ok_or(WireError::TooShort)?;
+        let value = u16::from_be_bytes([first & 0x7f, second]);
+        Ok((Self { value, long: true }, at + 2))
+    }
+
+    /// Writes `value` (reduced to this form's width) at `at`, where this PictureID was read.
+    pub(crate) fn write(self, buf: &mut [u8], at: usize, value: u16) -> Result<(), WireError> {
+        if self.long {
+            let v = (value & 0x7fff) | 0x8000;
+            buf.get_mut(at..at + 2)
+                .ok_or(WireError::BufferTooSmall)?
+                .copy_from_slice(&v.to_be_bytes());
+        } else {
+            *buf.get_mut(at).ok_or(WireError::BufferTooSmall)? = (value & 0x7f) as u8;
+        }
+        Ok(())
+    }
+
+    /// Its length on the wire.
+    pub(crate) fn len(self) -> usize {
+        if self.long {
+            2
+        } else {
+            1
+        }
+    }
+
     /// The value space of this form: 2^7 or 2^15.
     pub fn modulus(self) -> u16 {
         if self.long {
@@ -83,18 +120,9 @@ impl Vp8Descriptor {
             let x = byte(1)?;
             let mut at = PICTURE_ID_AT;
             if x & 0x80 != 0 {
-                let first = byte(at)?;
-                d.picture_id = Some(if first & 0x80 != 0 {
-                    let value = u16::from_be_bytes([first & 0x7f, byte(at + 1)?]);
-                    at += 2;
-                    PictureId { value, long: true }
-                } else {
-                    at += 1;
-                    PictureId {
-                        value: u16::from(first),
-                        long: false,
-                    }
-                });
+                let (id, end) = PictureId::read(payload, at)?;
+                d.picture_id = Some(id);
+                at = end;
             }
             if x & 0x40 != 0 {
                 // RFC 7741: L requires T (TL0PICIDX only means something with a TID).
@@ -132,18 +160,7 @@ impl Vp8Descriptor {
     /// descriptor at the front of `payload`, which `self` was parsed from.
     pub fn set_picture_id(&self, payload: &mut [u8], value: u16) -> Result<(), WireError> {
         let id = self.picture_id.ok_or(WireError::InvalidInput)?;
-        if id.long {
-            let v = (value & 0x7fff) | 0x8000;
-            payload
-                .get_mut(PICTURE_ID_AT..PICTURE_ID_AT + 2)
-                .ok_or(WireError::BufferTooSmall)?
-                .copy_from_slice(&v.to_be_bytes());
-        } else {
-            *payload
-                .get_mut(PICTURE_ID_AT)
-                .ok_or(WireError::BufferTooSmall)? = (value & 0x7f) as u8;
-        }
-        Ok(())
+        id.write(payload, PICTURE_ID_AT, value)
     }
 
     /// Writes `value` as the TL0PICIDX of the descriptor at the front of `payload`.
@@ -151,7 +168,7 @@ impl Vp8Descriptor {
         if self.tl0_pic_idx.is_none() {
             return Err(WireError::InvalidInput);
         }
-        let at = PICTURE_ID_AT + self.picture_id.map_or(0, |p| if p.long { 2 } else { 1 });
+        let at = PICTURE_ID_AT + self.picture_id.map_or(0, PictureId::len);
         *payload.get_mut(at).ok_or(WireError::BufferTooSmall)? = value;
         Ok(())
     }

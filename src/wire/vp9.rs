@@ -79,18 +79,9 @@ impl Vp9Descriptor {
         };
         let mut at = 1;
         if b0 & 0x80 != 0 {
-            let first = byte(at)?;
-            d.picture_id = Some(if first & 0x80 != 0 {
-                let value = u16::from_be_bytes([first & 0x7f, byte(at + 1)?]);
-                at += 2;
-                PictureId { value, long: true }
-            } else {
-                at += 1;
-                PictureId {
-                    value: u16::from(first),
-                    long: false,
-                }
-            });
+            let (id, end) = PictureId::read(payload, at)?;
+            d.picture_id = Some(id);
+            at = end;
         }
         if b0 & 0x20 != 0 {
             let l = byte(at)?;
@@ -142,16 +133,7 @@ impl Vp9Descriptor {
     /// Writes `value` (reduced to the descriptor's own width) as the PictureID.
     pub fn set_picture_id(&self, payload: &mut [u8], value: u16) -> Result<(), WireError> {
         let id = self.picture_id.ok_or(WireError::InvalidInput)?;
-        if id.long {
-            let v = (value & 0x7fff) | 0x8000;
-            payload
-                .get_mut(1..3)
-                .ok_or(WireError::BufferTooSmall)?
-                .copy_from_slice(&v.to_be_bytes());
-        } else {
-            *payload.get_mut(1).ok_or(WireError::BufferTooSmall)? = (value & 0x7f) as u8;
-        }
-        Ok(())
+        id.write(payload, 1, value)
     }
 
     /// Writes `value` as the TL0PICIDX (non-flexible mode).
@@ -159,7 +141,7 @@ impl Vp9Descriptor {
         if self.tl0_pic_idx.is_none() {
             return Err(WireError::InvalidInput);
         }
-        let at = 2 + self.picture_id.map_or(0, |p| if p.long { 2 } else { 1 });
+        let at = 2 + self.picture_id.map_or(0, PictureId::len);
         *payload.get_mut(at).ok_or(WireError::BufferTooSmall)? = value;
         Ok(())
     }

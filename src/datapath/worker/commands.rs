@@ -267,16 +267,9 @@ impl Core {
         let Some(&slot) = self.by_id.get(&session) else {
             return;
         };
-        let Some(subscribed) = self.sessions[slot].as_ref().map(|s| s.subscribed.clone()) else {
-            return;
-        };
         let mut keyframe = Vec::new();
-        for t in subscribed {
-            let Some(sub) = self
-                .tracks
-                .get_mut(&t)
-                .and_then(|track| track.subscription_mut(slot, ssrc))
-            else {
+        for (&t, track) in self.tracks.iter_mut() {
+            let Some(sub) = track.subscription_mut(slot, ssrc) else {
                 continue;
             };
             sub.params.limit = limit;
