@@ -143,7 +143,7 @@ impl LayerSelect {
             Some(VideoCodec::Vp9) => {
                 let d = Vp9Descriptor::parse(payload).ok()?;
                 let l = d.layer.map_or((0, 0), |l| (l.sid, l.tid));
-                (d.picture_id, d.tl0_pic_idx, l)
+                (renumbered(&d), d.tl0_pic_idx, l)
             }
             _ => return Some(Rewrite::default()),
         };
@@ -188,9 +188,10 @@ impl LayerSelect {
     }
 
     fn admit_vp9(&mut self, d: &Vp9Descriptor) -> Verdict {
+        let picture_id = renumbered(d);
         let Some(layer) = d.layer else {
             self.current = self.target;
-            return Verdict::Forward(self.pictures.forwarded(d.picture_id, d.tl0_pic_idx));
+            return Verdict::Forward(self.pictures.forwarded(picture_id, d.tl0_pic_idx));
         };
         let (tid, sid) = (layer.tid, layer.sid);
         if d.begin && sid == 0 {
@@ -222,7 +223,7 @@ impl LayerSelect {
             self.current.spatial = sid;
         }
         if tid > self.current.temporal {
-            if let Some(p) = d.picture_id {
+            if let Some(p) = picture_id {
                 self.pictures.dropped(p);
             }
             return Verdict::Drop;
@@ -230,10 +231,17 @@ impl LayerSelect {
         if sid > self.current.spatial {
             return Verdict::Drop; // the picture stays: its lower layers are forwarded
         }
-        let mut rewrite = self.pictures.forwarded(d.picture_id, d.tl0_pic_idx);
+        let mut rewrite = self.pictures.forwarded(picture_id, d.tl0_pic_idx);
         rewrite.marker = d.end && sid == self.current.spatial;
         Verdict::Forward(rewrite)
     }
+}
+
+/// The PictureID of a VP9 picture that is renumbered: not in flexible mode, where the
+/// references are PictureID differences (P_DIFF) that renumbering would break, and where gaps
+/// do not hinder the receiver, which follows the differences.
+fn renumbered(d: &Vp9Descriptor) -> Option<PictureId> {
+    d.picture_id.filter(|_| !d.flexible)
 }
 
 /// Writes `rewrite` into `packet`, a plaintext RTP packet of `codec` in the subscriber's
@@ -765,6 +773,38 @@ mod tests {
             Verdict::Forward(_)
         ));
         assert_eq!(s.current().temporal, 2);
+    }
+
+    #[test]
+    fn vp9_flexible_mode_keeps_the_publishers_picture_ids() {
+        let mut s = LayerSelect::new(
+            Some(VideoCodec::Vp9),
+            LayerLimit {
+                spatial: 0,
+                temporal: 0,
+            },
+        );
+        // F, I (15 bits), L, B, E; P with one P_DIFF on inter pictures; no TL0PICIDX.
+        let flex = |pid: u16, tid: u8, key: bool| {
+            let [hi, lo] = (pid | 0x8000).to_be_bytes();
+            let first = 0xa0 | 0x10 | B | E | if key { 0 } else { P };
+            let mut p = vec![first, hi, lo, tid << 5];
+            if !key {
+                p.push(1 << 1); // P_DIFF 1
+            }
+            p.push(0x00);
+            p
+        };
+        assert!(matches!(s.admit(&flex(7, 0, true)), Verdict::Forward(_)));
+        assert_eq!(s.admit(&flex(8, 1, false)), Verdict::Drop);
+        let Verdict::Forward(r) = s.admit(&flex(9, 0, false)) else {
+            panic!("TID 0");
+        };
+        assert_eq!(
+            r.picture_id, None,
+            "9 stays 9: its P_DIFFs still point right"
+        );
+        assert_eq!(s.replay(&flex(9, 0, false)), Some(Rewrite::default()));
     }
 
     #[test]
