@@ -1,7 +1,9 @@
 //! Forwarding: a plaintext packet of a published track goes into the track's NACK cache, one
 //! shared copy per subscribed remote worker (lock-free rings, pooled buffers), and this turn's
 //! stage; the stage and the rings are then fanned out subscriber by subscriber (copy, rewrite,
-//! protect, queue), with keyframe-aligned layer switches decided per packet.
+//! protect, queue), with keyframe-aligned layer switches decided per packet, and for VP8/VP9
+//! the temporal and spatial layers each subscriber gets (`svc`: dropped packets shift its
+//! sequence numbers, PictureIDs are renumbered).
 
 use std::collections::HashMap;
 use std::sync::Arc;
