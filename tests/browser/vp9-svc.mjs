@@ -32,6 +32,7 @@ while (Date.now() < deadline && low === null) {
 }
 if (low === null) await fail(`no smaller frames after the limit: ${JSON.stringify(video.steps)}`, tabs, browser);
 await video.reach("lowest layers", low, video.now.frames);
+await video.reach("lowest layers, steady", low, video.now.frames);
 const lifted = await viewer.page.evaluate(() => window.ternLimitLayers({ spatial: 255, temporal: 255 }));
 if (lifted[publisherName] !== 204) await fail(`lift: ${JSON.stringify(lifted)}`, tabs, browser);
 await video.reach("all layers again", 640, video.now.frames);
