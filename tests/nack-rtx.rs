@@ -36,6 +36,7 @@ fn a_nack_is_answered_on_the_rtx_stream() {
             nack: false,
             rtx: None,
             transport_cc: None,
+            codec: None,
         },
     )
     .unwrap();

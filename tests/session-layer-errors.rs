@@ -1,7 +1,8 @@
 //! `POST /session/{id}/layer` refuses what it cannot do with the right status and a reason:
 //! an unknown session (404), no token (401), a body that is not JSON (415) or not
-//! `{"layer": ...}` (400), a publisher's session (400), and a subscriber of a stream without
-//! simulcast layers (400). Real relay, real webrtc-rs peers for the connected sessions.
+//! `{"layer": ...}` / `{"temporal": ...}` (400), a publisher's session (400), and a subscriber
+//! of a stream without simulcast layers (400; a temporal limit on its VP8 stream is taken).
+//! Real relay, real webrtc-rs peers for the connected sessions.
 
 mod webrtc_client;
 
@@ -80,6 +81,21 @@ async fn bad_layer_requests_get_the_right_status_and_a_reason() {
         (400, true),
         "{reason}"
     );
+
+    // Spatial and temporal limits: bounds checked, subscribers only, fine on a VP8 stream
+    // without simulcast.
+    let temporal = r#"{"temporal": 1}"#;
+    let (status, reason) = post(&url(sub.0), Some(&sub_token), json, r#"{"temporal": 300}"#).await;
+    assert_eq!(status, 400, "{reason}");
+    assert!(
+        reason.contains(r#"{"spatial": <n>, "temporal": <n>}"#),
+        "{reason}"
+    );
+    let (status, reason) = post(&url(publisher), Some(&pub_token), json, temporal).await;
+    assert_eq!(status, 400, "{reason}");
+    assert!(reason.contains("only a WHEP subscriber"), "{reason}");
+    let (status, reason) = post(&url(sub.0), Some(&sub_token), json, temporal).await;
+    assert_eq!(status, 204, "{reason}");
 
     flow.close().await;
     running.stop().await;

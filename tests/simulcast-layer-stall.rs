@@ -51,6 +51,7 @@ fn publish_layer(dp: &Datapath, track: u32, rid: &[u8]) {
             nack: false,
             rtx: None,
             transport_cc: None,
+            codec: None,
         },
     )
     .unwrap();

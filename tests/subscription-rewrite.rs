@@ -7,31 +7,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::peer::{plain_publish, Peer};
-use tern::datapath::{
-    Datapath, DatapathConfig, ExtensionRewrite, IoMode, MediaKind, SubscriptionParams, TrackRef,
-};
+use common::peer::publisher_and_subscriber;
+use tern::datapath::{ExtensionRewrite, SubscriptionParams};
 use tern::wire::rtcp;
 use tern::wire::rtp::{RtpBuilder, RtpPacket};
-
-/// Session 1 publishes track 3 (SSRC 0xaaaa); session 2 subscribes to it with `params`.
-fn publisher_and_subscriber(params: SubscriptionParams) -> (Datapath, Peer, Peer) {
-    let dp = Datapath::start(DatapathConfig::for_tests(1, IoMode::Auto)).unwrap();
-    let mut publisher = Peer::install(&dp, 0, 1, true);
-    let mut sub = Peer::install(&dp, 0, 2, true);
-    publisher.connect();
-    sub.connect();
-    dp.send(0, plain_publish(1, 3, 0xaaaa, MediaKind::Video))
-        .unwrap();
-    let track = TrackRef {
-        id: 3,
-        worker: 0,
-        kind: MediaKind::Video,
-    };
-    dp.subscribe(0, 2, track, params).unwrap();
-    std::thread::sleep(Duration::from_millis(100));
-    (dp, publisher, sub)
-}
 
 #[test]
 fn the_subscriber_sees_its_own_numbering() {
@@ -43,6 +22,8 @@ fn the_subscriber_sees_its_own_numbering() {
         rtx: None,
         extensions: None,
         egress: Default::default(),
+        codec: None,
+        limit: Default::default(),
     };
     let (_dp, mut publisher, mut sub) = publisher_and_subscriber(params);
 

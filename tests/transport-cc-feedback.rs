@@ -87,6 +87,7 @@ fn publisher(transport_cc: Option<u8>) -> (Datapath, Peer) {
             nack: false,
             rtx: None,
             transport_cc,
+            codec: None,
         },
     )
     .unwrap();

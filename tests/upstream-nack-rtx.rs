@@ -46,6 +46,7 @@ fn room(nack: bool, rtx: bool) -> Room {
                 apt: 96,
             }),
             transport_cc: None,
+            codec: None,
         },
     )
     .unwrap();

@@ -33,6 +33,53 @@ pub const TENTATIVE_EVERY: Duration = Duration::from_secs(30);
 /// A probe's result is this long valid for an upgrade.
 const PROBE_FRESH: Duration = Duration::from_secs(3);
 
+/// A temporal layer index meaning "every temporal layer".
+pub const ALL_TEMPORAL: u8 = u8::MAX;
+
+/// One choice for a subscriber: a simulcast layer (a track id) up to a temporal layer
+/// ([`ALL_TEMPORAL`]: the whole layer), and the rate it carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    pub layer: u32,
+    pub temporal: u8,
+    pub bps: u64,
+}
+
+/// The steps a subscriber can be given of `layers` (track id, measured bit/s, measured bit/s of
+/// each temporal layer TID 0..=3): temporal layers are finer steps below each layer's whole
+/// rate, each at the rate of the TIDs up to it, as the publisher's worker measured them (a
+/// layer whose TIDs above 0 carried nothing has one step). Unmeasured steps (0) are left out.
+pub fn steps(layers: &[(u32, u64, [u64; 4])]) -> Vec<Step> {
+    let mut out = Vec::with_capacity(layers.len() * 4);
+    for &(layer, bps, per_tid) in layers {
+        let top = per_tid.iter().rposition(|&r| r > 0).unwrap_or(0);
+        let mut sum = 0;
+        for (tid, &r) in per_tid.iter().enumerate().take(top) {
+            sum += r;
+            if sum > 0 && sum < bps {
+                out.push(Step {
+                    layer,
+                    temporal: tid as u8,
+                    bps: sum,
+                });
+            }
+        }
+        out.push(Step {
+            layer,
+            temporal: ALL_TEMPORAL,
+            bps,
+        });
+    }
+    out
+}
+
+/// The index in `steps` of `layer` up to the highest temporal layer at most `temporal`.
+pub fn step_of(steps: &[Step], layer: u32, temporal: u8) -> Option<usize> {
+    (0..steps.len())
+        .filter(|&i| steps[i].layer == layer && steps[i].temporal <= temporal)
+        .max_by_key(|&i| steps[i].temporal)
+}
+
 /// What a subscriber's worker reports of its estimate.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EstimateReport {
@@ -231,6 +278,45 @@ impl Allocation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temporal_layers_are_finer_steps_within_each_layer() {
+        // A 1.2 Mbit/s L1T3 layer (TID 0: 480k, 1: 240k, 2: 480k) and a 150k one without.
+        let s = steps(&[
+            (HIGH, 1_200_000, [480_000, 240_000, 480_000, 0]),
+            (LOW, 150_000, [150_000, 0, 0, 0]),
+        ]);
+        let got: Vec<(u32, u8, u64)> = s.iter().map(|s| (s.layer, s.temporal, s.bps)).collect();
+        assert_eq!(
+            got,
+            [
+                (HIGH, 0, 480_000),
+                (HIGH, 1, 720_000),
+                (HIGH, ALL_TEMPORAL, 1_200_000),
+                (LOW, ALL_TEMPORAL, 150_000)
+            ]
+        );
+        assert_eq!(step_of(&s, HIGH, ALL_TEMPORAL), Some(2));
+        assert_eq!(step_of(&s, HIGH, 1), Some(1));
+        assert_eq!(step_of(&s, LOW, 0), None, "LOW has no TID-limited step");
+        assert_eq!(step_of(&s, LOW, ALL_TEMPORAL), Some(3));
+        // At 800 kbit/s the allocation goes to HIGH up to TID 1, not down to LOW.
+        let ids: Vec<(u32, u64)> = s
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (i as u32, s.bps))
+            .collect();
+        let mut a = Allocation::default();
+        let d = a.on_report(Instant::now(), &report(1_000_000, true), &ids, (2, 2), true);
+        assert_eq!(d.switch, Some((1, Reason::Congestion)));
+        let mut a = Allocation::default();
+        let d = a.on_report(Instant::now(), &report(600_000, true), &ids, (2, 2), true);
+        assert_eq!(
+            d.switch,
+            Some((0, Reason::Congestion)),
+            "TID 0 of HIGH fits 600k"
+        );
+    }
 
     const LOW: u32 = 1;
     const HIGH: u32 = 2;

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use super::relay::Relay;
 use super::rooms::SessionRole;
-use crate::cc::allocate::{Allocation, EstimateReport, Reason};
+use crate::cc::allocate::{self, Allocation, EstimateReport, Reason, ALL_TEMPORAL};
 use crate::datapath::{Command, SessionId, TrackId};
 
 /// Layer rates, allocation state and counters, behind one lock (never taken by a worker).
@@ -25,8 +25,9 @@ pub struct AutoLayers {
 
 #[derive(Debug, Default)]
 struct State {
-    /// Each simulcast layer's last measured rate, bit/s.
-    rates: HashMap<TrackId, u64>,
+    /// Each simulcast layer's (or layered stream's) last measured rate, bit/s, in all and per
+    /// temporal layer.
+    rates: HashMap<TrackId, (u64, [u64; 4])>,
     subscribers: HashMap<SessionId, Subscriber>,
     /// Layer changes, by `Reason::ALL` index.
     changes: [u64; 4],
@@ -45,9 +46,9 @@ impl AutoLayers {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A layer's rate over the last second.
-    pub fn layer_rate(&self, track: TrackId, bps: u64) {
-        self.state().rates.insert(track, bps);
+    /// A layer's rate over the last second, in all and per temporal layer.
+    pub fn layer_rate(&self, track: TrackId, bps: u64, temporal: [u64; 4]) {
+        self.state().rates.insert(track, (bps, temporal));
     }
 
     /// A session ended.
@@ -124,57 +125,67 @@ impl Relay {
             return;
         };
         let (tracks, stalled) = (stream.tracks.clone(), stream.stalled.clone());
-        // The first simulcast feed (a WHEP session has one video section in practice).
-        let Some((index, t)) = info.feeds.iter().enumerate().find_map(|(i, f)| {
-            let t = tracks
-                .iter()
-                .find(|t| t.id == f.published && !t.layers.is_empty())?;
-            Some((i, t))
-        }) else {
-            self.auto_layers
-                .state()
-                .subscribers
-                .entry(session)
-                .or_default()
-                .estimate_bps = report.estimate_bps;
+        let mut state = self.auto_layers.state();
+        // The first feed with layers to choose from: simulcast, or temporal layers measured (a
+        // WHEP session has one video section in practice).
+        let found = info.feeds.iter().enumerate().find_map(|(i, f)| {
+            let t = tracks.iter().find(|t| t.id == f.published)?;
+            let layered = !t.layers.is_empty() || state.rates.contains_key(&f.track.id);
+            layered.then_some((i, t))
+        });
+        let Some((index, t)) = found else {
+            state.subscribers.entry(session).or_default().estimate_bps = report.estimate_bps;
             return;
         };
         let feed = &info.feeds[index];
-        let decision = {
-            let mut state = self.auto_layers.state();
-            let layers: Vec<(TrackId, u64)> = t
-                .layers
-                .iter()
-                .filter(|(_, id)| !stalled.contains(id))
-                .map(|(_, id)| (*id, state.rates.get(id).copied().unwrap_or(0)))
-                .collect();
-            let ceiling = t.serving(feed.wanted, &stalled);
-            let sub = state.subscribers.entry(session).or_default();
-            sub.estimate_bps = report.estimate_bps;
-            let can_probe = feed.params.rtx.is_some() && feed.params.egress.transport_cc.is_some();
-            let d = sub.allocation.on_report(
-                now,
-                &report,
-                &layers,
-                (ceiling, feed.track.id),
-                can_probe,
-            );
-            if let Some((_, Some(measured))) = report.probe {
-                let need = layers.iter().map(|l| l.1).filter(|&r| r > 0).max();
-                if need.is_some_and(|n| measured >= n) {
-                    state.probes_with_room += 1;
-                }
-            }
-            if let Some((_, reason)) = d.switch {
-                if let Some(i) = Reason::ALL.iter().position(|r| *r == reason) {
-                    state.changes[i] += 1;
-                }
-            }
-            if d.probe.is_some() {
-                state.probes += 1;
-            }
-            d
+        // Steps: each layer the publisher sends (the one stream without simulcast), split by
+        // temporal layer where they were measured.
+        let candidates: Vec<TrackId> = if t.layers.is_empty() {
+            vec![feed.track.id]
+        } else {
+            let sent = t.layers.iter().filter(|(_, id)| !stalled.contains(id));
+            sent.map(|(_, id)| *id).collect()
         };
+        let rates: Vec<(TrackId, u64, [u64; 4])> = candidates
+            .iter()
+            .map(|id| {
+                let (bps, per_tid) = state.rates.get(id).copied().unwrap_or_default();
+                (*id, bps, per_tid)
+            })
+            .collect();
+        let steps = allocate::steps(&rates);
+        let ids: Vec<(u32, u64)> = (0..steps.len()).map(|i| (i as u32, steps[i].bps)).collect();
+        let step_id = |layer, temporal| {
+            allocate::step_of(&steps, layer, temporal).map_or(u32::MAX, |i| i as u32)
+        };
+        let ceiling_layer = if t.layers.is_empty() {
+            feed.track.id
+        } else {
+            t.serving(feed.wanted, &stalled)
+        };
+        let ceiling = step_id(ceiling_layer, feed.params.limit.temporal);
+        let current = step_id(feed.track.id, feed.limit().temporal);
+        let sub = state.subscribers.entry(session).or_default();
+        sub.estimate_bps = report.estimate_bps;
+        let can_probe = feed.params.rtx.is_some() && feed.params.egress.transport_cc.is_some();
+        let decision = sub
+            .allocation
+            .on_report(now, &report, &ids, (ceiling, current), can_probe);
+        if let Some((_, Some(measured))) = report.probe {
+            let need = rates.iter().map(|l| l.1).filter(|&r| r > 0).max();
+            if need.is_some_and(|n| measured >= n) {
+                state.probes_with_room += 1;
+            }
+        }
+        if let Some((_, reason)) = decision.switch {
+            if let Some(i) = Reason::ALL.iter().position(|r| *r == reason) {
+                state.changes[i] += 1;
+            }
+        }
+        if decision.probe.is_some() {
+            state.probes += 1;
+        }
+        drop(state);
         if let Some(target_bps) = decision.probe {
             let _ = self.dp.send(
                 worker,
@@ -184,11 +195,35 @@ impl Relay {
                 },
             );
         }
-        if let Some((layer, _)) = decision.switch {
-            if let Some(info) = reg.sessions.get_mut(&session) {
-                info.feeds[index].auto = Some(layer);
-            }
+        let Some(step) = decision.switch.and_then(|(i, _)| steps.get(i as usize)) else {
+            return;
+        };
+        let simulcast = !t.layers.is_empty();
+        let Some(feed) = reg
+            .sessions
+            .get_mut(&session)
+            .map(|info| &mut info.feeds[index])
+        else {
+            return;
+        };
+        let before = feed.limit();
+        if simulcast {
+            feed.auto = Some(step.layer);
+        }
+        feed.auto_temporal = (step.temporal != ALL_TEMPORAL).then_some(step.temporal);
+        let (limit, ssrc) = (feed.limit(), feed.params.ssrc);
+        if simulcast && step.layer != feed.track.id {
+            // The new layer's subscription takes the limit with it.
             if let Err(e) = self.reserve(&mut reg, session, &tracks, &stalled) {
+                eprintln!("tern: session {session}: layer change not sent: {e}");
+            }
+        } else if limit != before {
+            let command = Command::SetLayerLimit {
+                session,
+                ssrc,
+                limit,
+            };
+            if let Err(e) = self.dp.send(worker, command) {
                 eprintln!("tern: session {session}: layer change not sent: {e}");
             }
         }

@@ -336,10 +336,15 @@ struct LayerRequest {
     /// The RID of the simulcast layer to receive. `encodingId` is the WHEP layer extension's
     /// name for it.
     #[serde(alias = "encodingId")]
-    layer: String,
+    layer: Option<String>,
+    /// The highest spatial layer (VP9 SVC) to receive.
+    spatial: Option<u8>,
+    /// The highest temporal layer (VP8, VP9) to receive.
+    temporal: Option<u8>,
 }
 
-/// A WHEP subscriber moves to another simulcast layer: `{"layer": "<rid>"}`.
+/// A WHEP subscriber moves to another simulcast layer, `{"layer": "<rid>"}`, and/or sets the
+/// highest spatial and temporal layer it gets inside the stream, `{"temporal": 1}`.
 async fn switch_layer(
     State(app): State<App>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -365,9 +370,21 @@ async fn switch_layer_of(
         "application/json",
         "the body must be application/json",
     )?;
-    let request: LayerRequest = serde_json::from_slice(body)
-        .map_err(|e| ApiError::new(400, format!("expected {{\"layer\": \"<rid>\"}}: {e}")))?;
-    app.relay.switch_layer(id, &request.layer)?;
+    const EXPECTED: &str =
+        r#"expected {"layer": "<rid>"} and/or {"spatial": <n>, "temporal": <n>}"#;
+    let request: LayerRequest =
+        serde_json::from_slice(body).map_err(|e| ApiError::new(400, format!("{EXPECTED}: {e}")))?;
+    let limit = request.spatial.is_some() || request.temporal.is_some();
+    if request.layer.is_none() && !limit {
+        return Err(ApiError::new(400, EXPECTED));
+    }
+    if limit {
+        app.relay
+            .limit_layers(id, request.spatial, request.temporal)?;
+    }
+    if let Some(layer) = &request.layer {
+        app.relay.switch_layer(id, layer)?;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

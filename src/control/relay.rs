@@ -20,7 +20,8 @@ use super::dtls::{self, DtlsIdentity};
 use super::dtls::{DtlsStats, Fingerprint, FingerprintAlgorithm};
 use super::rooms::{Feed, PublishedTrack, Registry, RoomEvent, SessionInfo, SessionRole};
 use crate::datapath::{
-    Command, Datapath, EgressExtensions, Event, SessionId, SubscriptionParams, TrackId, TrackRef,
+    Command, Datapath, EgressExtensions, Event, LayerLimit, SessionId, SubscriptionParams, TrackId,
+    TrackRef,
 };
 use crate::ice::IceCredentials;
 use crate::wire::keyframe::VideoCodec;
@@ -264,7 +265,10 @@ impl Relay {
         let s = reg.sessions.get_mut(&id)?;
         s.connected = true;
         for feed in &s.feeds {
-            let params = feed.params.clone();
+            let params = SubscriptionParams {
+                limit: feed.limit(),
+                ..feed.params.clone()
+            };
             self.dp.subscribe(worker, id, feed.track, params).ok()?;
         }
         Some(())
@@ -655,6 +659,8 @@ impl Relay {
                     transport_cc: m.extension_id(sdp::TRANSPORT_WIDE_CC),
                     abs_send_time: m.extension_id(sdp::ABS_SEND_TIME),
                 },
+                codec: VideoCodec::from_name(&t.media.codec.name),
+                limit: LayerLimit::default(),
             };
             subscriptions.push(Feed {
                 published: t.id,
@@ -666,6 +672,7 @@ impl Relay {
                 params,
                 wanted: track_ids[i],
                 auto: None,
+                auto_temporal: None,
             });
         }
         if subscriptions.is_empty() {
@@ -770,6 +777,57 @@ impl Relay {
             .map_err(|e| ApiError::new(503, format!("relay busy: {e}")))
     }
 
+    /// Sets the highest spatial and temporal layer subscriber session `id` gets inside each
+    /// VP8/VP9 stream it receives (`None`: that one unchanged), from the stream's next switching
+    /// point on (a keyframe for a higher spatial layer, which the worker asks for).
+    pub fn limit_layers(
+        &self,
+        id: SessionId,
+        spatial: Option<u8>,
+        temporal: Option<u8>,
+    ) -> Result<(), ApiError> {
+        let mut reg = lock(&self.registry);
+        let info = reg
+            .sessions
+            .get_mut(&id)
+            .ok_or_else(|| ApiError::new(404, "no such session"))?;
+        if info.role != SessionRole::Subscriber {
+            return Err(ApiError::new(
+                400,
+                "only a WHEP subscriber session chooses a layer",
+            ));
+        }
+        let (worker, connected) = (info.worker, info.connected);
+        let mut layered = false;
+        for feed in &mut info.feeds {
+            if !matches!(feed.params.codec, Some(VideoCodec::Vp8 | VideoCodec::Vp9)) {
+                continue;
+            }
+            layered = true;
+            let limit = &mut feed.params.limit;
+            limit.spatial = spatial.unwrap_or(limit.spatial);
+            limit.temporal = temporal.unwrap_or(limit.temporal);
+            feed.auto_temporal = None; // a new ceiling: the estimate lowers it again if need be
+            if connected {
+                let command = Command::SetLayerLimit {
+                    session: id,
+                    ssrc: feed.params.ssrc,
+                    limit: feed.limit(),
+                };
+                self.dp
+                    .send(worker, command)
+                    .map_err(|e| ApiError::new(503, format!("relay busy: {e}")))?;
+            }
+        }
+        if !layered {
+            return Err(ApiError::new(
+                400,
+                "spatial and temporal layers need a VP8 or VP9 stream",
+            ));
+        }
+        Ok(())
+    }
+
     /// A simulcast layer stopped or resumed (the publisher's worker saw its packets stop or
     /// come back): every subscriber of its stream gets the layer it wants if sent, else another.
     fn layer_changed(&self, track: TrackId, active: bool) {
@@ -827,7 +885,10 @@ impl Relay {
                 continue;
             };
             feed.track.id = serving;
-            let params = feed.params.clone();
+            let params = SubscriptionParams {
+                limit: feed.limit(),
+                ..feed.params.clone()
+            };
             self.dp
                 .subscribe_switching(info.worker, id, feed.track, params, Some(codec))?;
         }
@@ -931,7 +992,11 @@ impl Relay {
                 self.end_session_because(session, "consent expired");
             }
             Event::LayerActive { track, active } => self.layer_changed(track, active),
-            Event::LayerRate { track, bps } => self.auto_layers.layer_rate(track, bps),
+            Event::LayerRate {
+                track,
+                bps,
+                temporal,
+            } => self.auto_layers.layer_rate(track, bps, temporal),
             Event::Estimate { session, report } => self.on_estimate(session, report),
             Event::Bound { session, .. } => {
                 if let Some(waiter) = lock(&self.bound_waiters).remove(&session) {

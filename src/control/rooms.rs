@@ -201,6 +201,7 @@ impl PublishedTrack {
                     apt: codec.payload_type,
                 }),
             transport_cc: self.media.extension_id(TRANSPORT_WIDE_CC),
+            codec: crate::wire::keyframe::VideoCodec::from_name(&codec.name),
         }
     }
 }
@@ -243,6 +244,19 @@ pub struct Feed {
     pub wanted: TrackId,
     /// The layer its bandwidth estimate allows (`None`: the ceiling), see `autolayer`.
     pub auto: Option<TrackId>,
+    /// The temporal layer its bandwidth estimate allows in that layer (`None`: every one).
+    pub auto_temporal: Option<u8>,
+}
+
+impl Feed {
+    /// The layers inside the stream it gets: the subscriber's ceiling, lowered by the estimate.
+    pub fn limit(&self) -> crate::datapath::LayerLimit {
+        let mut limit = self.params.limit;
+        if let Some(t) = self.auto_temporal {
+            limit.temporal = limit.temporal.min(t);
+        }
+        limit
+    }
 }
 
 /// A published stream: its publisher, tracks and subscribers.

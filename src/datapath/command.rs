@@ -80,6 +80,8 @@ pub enum Command {
         nack: bool,
         rtx: Option<PublisherRtx>,
         transport_cc: Option<u8>,
+        /// The video codec: for VP8/VP9 the worker measures each temporal layer's rate.
+        codec: Option<VideoCodec>,
     },
     /// The session subscribes to `track`, published on worker `origin_worker`. With `switch`,
     /// the track is another simulcast layer of what the session already receives under
@@ -98,6 +100,13 @@ pub enum Command {
     Unpublish { session: SessionId, track: TrackId },
     /// The session no longer receives `track`.
     Unsubscribe { session: SessionId, track: TrackId },
+    /// The stream the session receives under its SSRC `ssrc` gets at most these spatial and
+    /// temporal layers (VP8 temporal layers, VP9 SVC), from the next switching point on.
+    SetLayerLimit {
+        session: SessionId,
+        ssrc: u32,
+        limit: crate::datapath::LayerLimit,
+    },
     /// On the publisher's worker: worker `worker` does (or no longer does) have subscribers.
     SetRemoteWorker {
         track: TrackId,
@@ -138,8 +147,13 @@ pub enum Event {
         session: SessionId,
         report: EstimateReport,
     },
-    /// A simulcast layer published on this worker: what it carried over the last second.
-    LayerRate { track: TrackId, bps: u64 },
+    /// A simulcast layer (or a stream with temporal layers) published on this worker: what it
+    /// carried over the last second, in all and (VP8/VP9) per temporal layer, TID 0 to 3.
+    LayerRate {
+        track: TrackId,
+        bps: u64,
+        temporal: [u64; 4],
+    },
     /// A command could not be carried out.
     Error {
         session: SessionId,

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use super::arrivals::TransportArrivals;
 use super::egress::{EgressExtensions, SendHistory, Stamp, SubscriberCc};
+use super::svc::{LayerLimit, LayerSelect, PictureState, Rewrite, SeqMap};
 use super::upstream::LossTracker;
 use super::{SessionId, TrackId};
 use crate::ice::{Consent, IceCredentials};
@@ -60,6 +61,8 @@ pub struct Handoff {
     pub ssrc: u32,
     pub last_seq: u16,
     pub last_ts: u32,
+    /// The PictureID / TL0PICIDX the old layer's copies carried last (VP8, VP9).
+    pub picture: Option<PictureState>,
     /// The new layer has started (at a keyframe); the old one sends no more.
     pub started: bool,
 }
@@ -165,7 +168,8 @@ pub struct SubscriptionParams {
     pub ssrc: u32,
     /// Publisher payload type → subscriber payload type; types not listed pass unchanged.
     pub payload_types: Vec<(u8, u8)>,
-    /// Added to every sequence number (mod 2^16).
+    /// Added to every sequence number (mod 2^16) until packets are left out (a layer dropped)
+    /// or a simulcast switch moves it: see [`Subscription::seq`].
     pub seq_offset: u16,
     /// Added to every timestamp (mod 2^32).
     pub ts_offset: u32,
@@ -178,6 +182,10 @@ pub struct SubscriptionParams {
     /// session's transport-wide sequence number and abs-send-time (the publisher's are never
     /// passed on).
     pub egress: EgressExtensions,
+    /// The video codec, whose payload descriptor (VP8, VP9) says which layer a packet is of.
+    pub codec: Option<crate::wire::keyframe::VideoCodec>,
+    /// The highest spatial and temporal layer inside the stream the subscriber gets.
+    pub limit: LayerLimit,
 }
 
 /// The publisher's and the subscriber's header extension numbering differ (each chose its own
@@ -204,6 +212,8 @@ impl SubscriptionParams {
             rtx: None,
             extensions: None,
             egress: EgressExtensions::default(),
+            codec: None,
+            limit: LayerLimit::default(),
         }
     }
 }
@@ -223,6 +233,10 @@ pub struct Subscription {
     pub rtx_seq: u16,
     /// Where this subscription stands in a simulcast layer switch; `None` for most.
     pub switch: Option<Switch>,
+    /// The running sequence-number offset (publisher → subscriber) and its way back for NACKs.
+    pub seq: SeqMap,
+    /// Which packets of a layered VP8/VP9 stream go out, and their PictureID renumbering.
+    pub select: LayerSelect,
 }
 
 /// A subscription's part in a layer switch (the session's [`Handoff`] joins the two).
@@ -238,6 +252,44 @@ pub enum Switch {
 }
 
 impl Subscription {
+    /// Session `slot`'s subscription with `params`, nothing sent yet.
+    pub fn new(session: usize, params: SubscriptionParams, switch: Option<Switch>) -> Self {
+        // RTX numbering starts at a value derived from the (random) RTX SSRC.
+        let rtx_seq = params.rtx.map_or(0, |(ssrc, _)| (ssrc >> 8) as u16);
+        Self {
+            session,
+            seq: SeqMap::new(params.seq_offset),
+            select: LayerSelect::new(params.codec, params.limit),
+            params,
+            packets: 0,
+            octets: 0,
+            last_rtp_ts: 0,
+            last_seq: 0,
+            rtx_seq,
+            switch,
+        }
+    }
+
+    /// Copies a cached packet the subscriber was sent before (a retransmission, a probe) into
+    /// `out` as [`Self::copy_rewritten`] did the first time, descriptor fields included; `None`
+    /// if this subscription never sent it or `out` is too small.
+    pub fn copy_resent(
+        &self,
+        packet: &[u8],
+        out: &mut [u8],
+        stamp: Option<Stamp>,
+    ) -> Option<usize> {
+        let rewrite = if self.select.active() {
+            self.select
+                .replay(rtp::RtpPacket::parse(packet).ok()?.payload())?
+        } else {
+            Rewrite::default()
+        };
+        let n = self.copy_rewritten(packet, out, stamp)?;
+        super::svc::apply(&mut out[..n], self.params.codec, rewrite);
+        Some(n)
+    }
+
     /// Copies the publisher's plaintext `packet` into `out` in the subscriber's numbering and
     /// header extensions, stamped with the session's `stamp` (transport-wide sequence number,
     /// abs-send-time) where the subscriber negotiated them; the length written, or `None` if it
@@ -309,25 +361,27 @@ impl Subscription {
             )
             .ok()?,
         };
-        if n < rtp::FIXED_HEADER_LEN {
+        if n < rtp::FIXED_HEADER_LEN || !self.rewrite(&mut out[..n]) {
             return None;
         }
-        self.rewrite(&mut out[..n]);
         Some(n)
     }
 
-    /// Rewrites a plaintext copy of the publisher's packet into the subscriber's numbering.
-    fn rewrite(&self, packet: &mut [u8]) {
+    /// Rewrites a plaintext copy of the publisher's packet into the subscriber's numbering;
+    /// false if it has none there.
+    fn rewrite(&self, packet: &mut [u8]) -> bool {
         if packet.len() < rtp::FIXED_HEADER_LEN {
-            return;
+            return false;
         }
         let p = &self.params;
         let pt = packet[1] & 0x7f;
-        let seq = u16::from_be_bytes([packet[2], packet[3]]).wrapping_add(p.seq_offset);
+        let Some(seq) = self.seq.lookup(u16::from_be_bytes([packet[2], packet[3]])) else {
+            return false; // left out: it has no number of the subscriber's
+        };
         let ts = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]])
             .wrapping_add(p.ts_offset);
         let Ok(mut h) = rtp::RtpHeaderMut::new(packet) else {
-            return;
+            return false;
         };
         h.set_ssrc(p.ssrc);
         h.set_sequence_number(seq);
@@ -335,6 +389,7 @@ impl Subscription {
         if let Some(&(_, to)) = p.payload_types.iter().find(|(from, _)| *from == pt) {
             h.set_payload_type(to);
         }
+        true
     }
 
     /// Turns the rewritten plaintext packet `buf[..len]` into an RFC 4588 retransmission in
@@ -363,9 +418,10 @@ impl Subscription {
         Some(end + 2)
     }
 
-    /// The publisher's sequence number for one the subscriber names (in a NACK).
-    pub fn publisher_seq(&self, subscriber_seq: u16) -> u16 {
-        subscriber_seq.wrapping_sub(self.params.seq_offset)
+    /// The publisher's sequence number for one the subscriber names (in a NACK); `None` if
+    /// this subscription sent no packet under it.
+    pub fn publisher_seq(&self, subscriber_seq: u16) -> Option<u16> {
+        self.seq.backward(subscriber_seq)
     }
 }
 
@@ -435,6 +491,10 @@ pub struct Track {
     pub layer: Option<LayerState>,
     /// Bytes received since the last rate report (simulcast layers: their measured rate).
     pub octets: u64,
+    /// The video codec, where the publisher's worker knows it (set by `Publish`).
+    pub codec: Option<crate::wire::keyframe::VideoCodec>,
+    /// Of `octets`, those of each temporal layer (VP8/VP9 descriptors' TID 0..=3).
+    pub temporal_octets: [u64; 4],
 }
 
 /// Whether a simulcast layer is being sent: a publisher stops layers its bandwidth or CPU
@@ -475,6 +535,8 @@ impl Track {
             loss: None,
             layer: None,
             octets: 0,
+            codec: None,
+            temporal_octets: [0; 4],
         }
     }
 }
@@ -484,18 +546,13 @@ mod tests {
     use super::*;
 
     fn subscription(rtx: Option<(u32, u8)>) -> Subscription {
+        let params = SubscriptionParams {
+            rtx,
+            ..SubscriptionParams::with_ssrc(0x5555)
+        };
         Subscription {
-            session: 0,
-            params: SubscriptionParams {
-                rtx,
-                ..SubscriptionParams::with_ssrc(0x5555)
-            },
-            packets: 0,
-            octets: 0,
-            last_rtp_ts: 0,
-            last_seq: 0,
             rtx_seq: 40,
-            switch: None,
+            ..Subscription::new(0, params, None)
         }
     }
 

@@ -112,6 +112,12 @@ counters! {
     rtx_dropped,
     /// Simulcast layer switches completed (the new layer reached a keyframe).
     layer_switches,
+    /// Packets left out for a subscriber: their spatial or temporal layer (VP8, VP9 payload
+    /// descriptor) is above the one it gets.
+    layer_dropped,
+    /// Of those, packets that arrived late (reordered), leaving a gap in the subscriber's
+    /// sequence numbers.
+    layer_dropped_late,
     /// Keyframe requests (PLI/FIR) sent to publishers.
     keyframe_requests,
     /// Keyframe requests suppressed by the 500 ms limit.

@@ -10,6 +10,8 @@ pub mod rtp;
 pub mod sdp;
 pub mod stun;
 pub mod twcc;
+pub mod vp8;
+pub mod vp9;
 
 /// What an RTP stream carries: audio or video. Decides the relay's retransmission cache and
 /// keyframe handling; SDP's `m=` lines map onto it (`sdp::MediaKind::track_kind`).

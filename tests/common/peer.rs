@@ -5,7 +5,9 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use tern::datapath::{Command, Datapath, MediaKind, SessionKeys, SubscriptionParams, TrackRef};
+use tern::datapath::{
+    Command, Datapath, DatapathConfig, IoMode, MediaKind, SessionKeys, SubscriptionParams, TrackRef,
+};
 use tern::ice::IceCredentials;
 use tern::srtp::{Profile, SrtpContext};
 use tern::wire::stun::{StunClass, StunMessage};
@@ -286,6 +288,7 @@ pub fn plain_publish(session: u64, track: u32, ssrc: u32, kind: MediaKind) -> Co
         nack: false,
         rtx: None,
         transport_cc: None,
+        codec: None,
     }
 }
 
@@ -330,6 +333,26 @@ pub fn wire_up_sessions(
         };
         dp.subscribe(sub_worker, session, track, params).unwrap();
     }
+}
+
+/// On a one-worker datapath, session 1 publishes video track 3 (SSRC 0xaaaa) and session 2
+/// subscribes to it with `params`; both connected.
+pub fn publisher_and_subscriber(params: SubscriptionParams) -> (Datapath, Peer, Peer) {
+    let dp = Datapath::start(DatapathConfig::for_tests(1, IoMode::Auto)).unwrap();
+    let mut publisher = Peer::install(&dp, 0, 1, true);
+    let mut sub = Peer::install(&dp, 0, 2, true);
+    publisher.connect();
+    sub.connect();
+    dp.send(0, plain_publish(1, 3, 0xaaaa, MediaKind::Video))
+        .unwrap();
+    let track = TrackRef {
+        id: 3,
+        worker: 0,
+        kind: MediaKind::Video,
+    };
+    dp.subscribe(0, 2, track, params).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    (dp, publisher, sub)
 }
 
 /// Waits until `f` holds or `timeout` passes.

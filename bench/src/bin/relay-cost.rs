@@ -479,6 +479,7 @@ fn tern(
             nack: false,
             rtx: None,
             transport_cc: None,
+            codec: None,
         },
     )
     .expect("publish");

@@ -31,6 +31,7 @@ use crate::control::dtls::{Fingerprint, FingerprintAlgorithm};
 use crate::control::rooms::{Feed, PublishedTrack, RoomEvent, SessionInfo, SessionRole};
 use crate::datapath::{Command, PublisherRtx, SessionId, SubscriptionParams, TrackId, TrackRef};
 use crate::ice::IceCredentials;
+use crate::wire::keyframe::VideoCodec;
 use crate::wire::sdp::NegotiatedMedia;
 
 /// How long an edge waits for the origin to answer its first ICE check.
@@ -465,6 +466,7 @@ impl Relay {
                             apt: codec.payload_type,
                         }),
                     transport_cc: None,
+                    codec: VideoCodec::from_name(&codec.name),
                 });
                 commands.push(Command::PulledTrack {
                     track,
@@ -732,6 +734,7 @@ impl Relay {
                         },
                         wanted: layer,
                         auto: None,
+                        auto_temporal: None,
                     });
                 }
             }

@@ -14,6 +14,7 @@ use super::super::io::SendQueue;
 use super::super::session::{
     Handoff, LayerState, Origin, Session, Subscription, Switch, Track, PULLED_KEYFRAME_INTERVAL,
 };
+use super::super::svc::LayerLimit;
 use super::super::upstream::LossTracker;
 use super::super::{SessionId, TrackId};
 use super::{Core, COMMANDS_PER_TURN};
@@ -108,6 +109,7 @@ impl Core {
                 nack,
                 rtx,
                 transport_cc,
+                codec,
             } => {
                 let Some(&slot) = self.by_id.get(&session) else {
                     return;
@@ -142,6 +144,7 @@ impl Core {
                     t.publisher_ssrc = ssrc;
                 }
                 t.kind = kind;
+                t.codec = codec;
                 t.loss = nack.then(|| LossTracker::new(now));
                 let layered = by_mid.is_some_and(|b| b.rid.is_some());
                 t.layer = layered.then_some(LayerState {
@@ -177,18 +180,7 @@ impl Core {
                     .or_insert_with(|| Track::new(kind, origin, nack_cache));
                 t.subscribers.retain(|s| s.session != slot);
                 let stamped = params.egress.any();
-                // RTX numbering starts at a value derived from the (random) RTX SSRC.
-                let rtx_seq = params.rtx.map_or(0, |(ssrc, _)| (ssrc >> 8) as u16);
-                t.subscribers.push(Subscription {
-                    session: slot,
-                    params,
-                    packets: 0,
-                    octets: 0,
-                    last_rtp_ts: 0,
-                    last_seq: 0,
-                    rtx_seq,
-                    switch: state,
-                });
+                t.subscribers.push(Subscription::new(slot, params, state));
                 if let Some(s) = self.sessions[slot].as_mut() {
                     if !s.subscribed.contains(&track) {
                         s.subscribed.push(track);
@@ -217,6 +209,11 @@ impl Core {
                 };
                 self.unsubscribe_slot(slot, track);
             }
+            Command::SetLayerLimit {
+                session,
+                ssrc,
+                limit,
+            } => self.set_layer_limit(session, ssrc, limit, tx, now),
             Command::SetRemoteWorker {
                 track,
                 worker,
@@ -254,6 +251,36 @@ impl Core {
                     self.counters.bytes_out += data.len() as u64;
                 }
             }
+        }
+    }
+
+    /// Every subscription of `session` under `ssrc` (also both sides of a layer switch) gets
+    /// `limit`; a higher spatial layer needs a keyframe, so one is asked for.
+    fn set_layer_limit(
+        &mut self,
+        session: SessionId,
+        ssrc: u32,
+        limit: LayerLimit,
+        tx: &mut SendQueue,
+        now: Instant,
+    ) {
+        let Some(&slot) = self.by_id.get(&session) else {
+            return;
+        };
+        let mut keyframe = Vec::new();
+        for (&t, track) in self.tracks.iter_mut() {
+            let Some(sub) = track.subscription_mut(slot, ssrc) else {
+                continue;
+            };
+            sub.params.limit = limit;
+            sub.select.target = limit;
+            let vp9 = sub.params.codec == Some(crate::wire::keyframe::VideoCodec::Vp9);
+            if vp9 && limit.spatial > sub.select.current().spatial {
+                keyframe.push(t);
+            }
+        }
+        for t in keyframe {
+            self.request_keyframe(t, tx, now);
         }
     }
 
@@ -336,6 +363,7 @@ impl Core {
             ssrc,
             last_seq: sub.last_seq,
             last_ts: sub.last_rtp_ts,
+            picture: sub.select.last_forwarded(),
             started: false,
         };
         if let Some(session) = self.sessions[slot].as_mut() {

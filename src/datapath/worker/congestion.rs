@@ -137,13 +137,20 @@ impl Core {
         let secs = span.as_secs_f64().max(0.1);
         for (&track, t) in self.tracks.iter_mut() {
             let octets = std::mem::take(&mut t.octets);
-            if t.layer.is_none() || !matches!(t.origin, Origin::Local(_)) {
+            let per_tid = std::mem::take(&mut t.temporal_octets);
+            let temporal_layers = per_tid[1..].iter().any(|&o| o > 0);
+            if (t.layer.is_none() && !temporal_layers) || !matches!(t.origin, Origin::Local(_)) {
                 continue;
             }
             let bps = (octets as f64 * 8.0 / secs) as u64;
+            let temporal = per_tid.map(|o| (o as f64 * 8.0 / secs) as u64);
             if self
                 .events
-                .try_send(Event::LayerRate { track, bps })
+                .try_send(Event::LayerRate {
+                    track,
+                    bps,
+                    temporal,
+                })
                 .is_err()
             {
                 self.counters.events_dropped += 1;
@@ -250,14 +257,15 @@ fn probe_one(
         .iter_mut()
         .find(|s| s.session == slot && s.params.rtx.is_some())?;
     // The packets the subscriber got last, newest first (the publisher's numbers).
-    let last = sub.publisher_seq(sub.last_seq);
+    let last = sub.publisher_seq(sub.last_seq)?;
     let cached = (0..32u16)
         .map(|k| last.wrapping_sub(k.wrapping_add(nth) % 32))
+        .filter(|&seq| sub.seq.lookup(seq).is_some()) // not a dropped layer's
         .find_map(|seq| track.cache.get(seq))?;
     let history = session.egress.as_mut()?;
     let out = tx.slot()?;
     let room = out.len().saturating_sub(ctx.profile().rtp_overhead());
-    let copied = sub.copy_rewritten(cached, &mut out[..room], Some(history.stamp(now_us)))?;
+    let copied = sub.copy_resent(cached, &mut out[..room], Some(history.stamp(now_us)))?;
     let len = sub.rewrite_as_rtx(&mut out[..room], copied)?;
     let n = ctx.protect_rtp(out, len).ok()?;
     tx.commit(n, addr);

@@ -34,7 +34,10 @@ impl Core {
         else {
             return;
         };
-        let publisher_seq = sub.publisher_seq(subscriber_seq);
+        let Some(publisher_seq) = sub.publisher_seq(subscriber_seq) else {
+            self.counters.nack_misses += 1; // a number it never sent (a dropped layer's gap)
+            return;
+        };
         if let Some(Switch::Started { start }) = sub.switch {
             // Before the switch, that number was another layer's packet.
             if (publisher_seq.wrapping_sub(start) as i16) < 0 {
@@ -60,7 +63,7 @@ impl Core {
         let now_us = super::micros_since(self.epoch);
         let numbered = sub.params.egress.transport_cc.is_some();
         let stamp = session.egress.as_ref().map(|h| h.stamp(now_us));
-        let Some(copied) = sub.copy_rewritten(cached, &mut out[..room], stamp) else {
+        let Some(copied) = sub.copy_resent(cached, &mut out[..room], stamp) else {
             self.counters.nack_misses += 1;
             return;
         };

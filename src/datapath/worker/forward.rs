@@ -1,7 +1,9 @@
 //! Forwarding: a plaintext packet of a published track goes into the track's NACK cache, one
 //! shared copy per subscribed remote worker (lock-free rings, pooled buffers), and this turn's
 //! stage; the stage and the rings are then fanned out subscriber by subscriber (copy, rewrite,
-//! protect, queue), with keyframe-aligned layer switches decided per packet.
+//! protect, queue), with keyframe-aligned layer switches decided per packet, and for VP8/VP9
+//! the temporal and spatial layers each subscriber gets (`svc`: dropped packets shift its
+//! sequence numbers, PictureIDs are renumbered).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use super::super::fanout::FanoutMsg;
 use super::super::io::{SendQueue, UdpIo};
 use super::super::session::{Handoff, MediaKind, Session, Subscription, Switch, Track};
 use super::super::stats::Counters;
+use super::super::svc::{apply, Rewrite, Verdict};
 use super::super::upstream::Arrival;
 use super::super::TrackId;
 use super::{earliest, micros_since, Core, STAGED_PACKET_SIZE, STAGE_CAPACITY};
@@ -32,6 +35,9 @@ impl Core {
         track.cache.store(seq, packet);
         track.received += 1;
         track.octets += packet.len() as u64;
+        if let Some(tid) = super::super::svc::temporal_layer(track.codec, packet) {
+            track.temporal_octets[usize::from(tid.min(3))] += packet.len() as u64;
+        }
         if let Some(layer) = track.layer.as_mut() {
             layer.last = now;
             if layer.stalled {
@@ -269,6 +275,25 @@ impl Fanout<'_> {
                         self.switched.push((sub.session, sub.params.ssrc));
                     }
                 }
+                let pub_seq = u16::from_be_bytes([packet[2], packet[3]]);
+                let mut rewrite = Rewrite::default();
+                if sub.select.active() {
+                    let payload = crate::wire::rtp::RtpPacket::parse(packet)
+                        .map(|p| p.payload())
+                        .unwrap_or(&[]);
+                    match sub.select.admit(payload) {
+                        Verdict::Forward(r) => rewrite = r,
+                        Verdict::Drop => {
+                            // In order, the numbers after it close the gap.
+                            if !sub.seq.drop(pub_seq) {
+                                self.counters.layer_dropped_late += 1;
+                            }
+                            self.counters.layer_dropped += 1;
+                            continue;
+                        }
+                    }
+                }
+                sub.seq.forward(pub_seq);
                 let Some(out) = tx.slot() else {
                     self.counters.send_queue_full += 1;
                     continue;
@@ -279,6 +304,7 @@ impl Fanout<'_> {
                     self.counters.srtp_errors += 1;
                     continue;
                 };
+                apply(&mut out[..len], sub.params.codec, rewrite);
                 let rtp_ts = u32::from_be_bytes([out[4], out[5], out[6], out[7]]);
                 let rtp_seq = u16::from_be_bytes([out[2], out[3]]);
                 match ctx.protect_rtp(out, len) {
@@ -305,6 +331,7 @@ impl Fanout<'_> {
                                 .find(|h| h.ssrc == sub.params.ssrc)
                             {
                                 (h.last_seq, h.last_ts) = (rtp_seq, rtp_ts);
+                                h.picture = sub.select.last_forwarded();
                             }
                         }
                         self.counters.media_out += 1;
@@ -353,8 +380,10 @@ pub(super) fn switch_admits(
             // One 90 kHz frame interval (30 fps) after the old layer's last timestamp.
             const TS_STEP: u32 = 3000;
             let ts = parsed.timestamp();
-            sub.params.seq_offset = h.last_seq.wrapping_add(1).wrapping_sub(seq);
+            sub.seq
+                .restart(seq, h.last_seq.wrapping_add(1).wrapping_sub(seq));
             sub.params.ts_offset = h.last_ts.wrapping_add(TS_STEP).wrapping_sub(ts);
+            sub.select.continue_from(h.picture);
             h.started = true;
             sub.switch = Some(Switch::Started { start: seq });
             true

@@ -16,7 +16,9 @@ pub const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
 /// The abs-send-time extension; the relay stamps its own on what it sends subscribers.
 pub const ABS_SEND_TIME: &str = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time";
 
-/// RTP header extensions the relay negotiates (it forwards others' payloads, not these).
+/// RTP header extensions the relay negotiates (it forwards others' payloads, not these). Not
+/// the dependency descriptor: layers are chosen from VP8/VP9 payload descriptors, and the
+/// descriptor stays out until it is parsed for every codec that uses it (AV1, H.264).
 const ACCEPTED_EXTENSIONS: [&str; 4] = [
     MID_URI,
     ABS_SEND_TIME,

@@ -576,3 +576,40 @@ fn setup_defaults_to_active_and_must_agree() {
     let mixed = MINIMAL.replacen("a=setup:actpass", "a=setup:active", 1);
     assert_eq!(err_line(parse_offer(&mixed)), 26);
 }
+
+/// The dependency descriptor (AV1, and H.264/VP9 when a browser offers it) stays out of every
+/// answer until the relay parses it for every codec that uses it: the relay forwards a
+/// publisher's layers by the VP8/VP9 payload descriptors only, and a negotiated but unread
+/// descriptor would reach subscribers stale after a layer change.
+#[test]
+fn the_dependency_descriptor_is_never_negotiated() {
+    const DD: &str =
+        "https://aomediacodec.github.io/av1-rtp-spec/#dependency-descriptor-rtp-header-extension";
+    const VLA: &str = "http://www.webrtc.org/experiments/rtp-hdrext/video-layers-allocation00";
+    let offered = MINIMAL.replace(
+        "a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\n",
+        &format!("a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\na=extmap:12 {DD}\r\na=extmap:13 {VLA}\r\n"),
+    );
+    assert_ne!(offered, MINIMAL, "the offer carries the extension");
+    let publish = parse_offer(&offered).unwrap();
+    assert!(publish.media[1].extensions.iter().any(|e| e.uri == DD));
+    let published = answer(&publish, &params(Role::Publish)).unwrap();
+    assert!(!published.sdp.contains(DD), "{}", published.sdp);
+    assert!(!published.sdp.contains(VLA));
+    assert!(published
+        .media
+        .iter()
+        .all(|m| m.extensions.iter().all(|e| e.uri != DD)));
+
+    let mut view = parse_offer(&offered.replace("a=sendonly", "a=recvonly")).unwrap();
+    view.media.iter_mut().for_each(|m| m.ssrcs.clear());
+    let ssrcs = [(1000, None), (2000, Some(2001))];
+    let role = Role::Subscribe {
+        tracks: &published.media,
+        ssrcs: &ssrcs,
+        cname: "tern",
+    };
+    let viewed = answer(&view, &params(role)).unwrap();
+    assert!(!viewed.sdp.contains(DD), "{}", viewed.sdp);
+    assert!(viewed.sdp.contains("m=video"));
+}
