@@ -131,58 +131,17 @@ impl MmsgIo {
                 timeout = Duration::ZERO;
             }
         }
-        let mut fds = std::mem::take(&mut self.pollfds);
-        fds.clear();
-        for fd in [self.fd, self.waker.as_ref().map_or(-1, |w| w.fd())] {
-            fds.push(libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            });
-        }
-        if let Some(tcp) = self.tcp.as_mut() {
-            tcp.fill(&mut fds);
-        }
-        let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
-        // SAFETY: `fds` is a live vector of `fds.len()` pollfds (a negative fd is ignored).
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-        let result = self.after_poll(r, &fds, n, tx, on_packet);
-        self.pollfds = fds;
-        result
-    }
-
-    /// Handles a `poll` result over `fds`; `n` datagrams were delivered before it.
-    fn after_poll<F>(
-        &mut self,
-        r: libc::c_int,
-        fds: &[libc::pollfd],
-        mut n: usize,
-        tx: &mut SendQueue,
-        on_packet: &mut F,
-    ) -> io::Result<usize>
-    where
-        F: FnMut(&mut [u8], SocketAddr, &mut SendQueue),
-    {
-        self.stats.submits += 1;
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::Interrupted {
-                Ok(n)
-            } else {
-                Err(e)
-            };
-        }
-        if fds[1].revents & libc::POLLIN != 0 {
-            if let Some(w) = &self.waker {
-                w.clear();
-                w.drain();
-                self.stats.submits += 1;
-            }
-        }
-        if let Some(tcp) = self.tcp.as_mut() {
-            n += tcp.on_poll(&fds[2..], tx, on_packet);
-        }
-        if fds[0].revents & libc::POLLIN != 0 {
+        let (readable, frames) = super::tcp::poll::wait(
+            &mut self.pollfds,
+            (self.fd, self.waker.as_deref()),
+            self.tcp.as_mut(),
+            timeout,
+            &mut self.stats.submits,
+            tx,
+            on_packet,
+        )?;
+        n += frames;
+        if readable {
             n += self.recv_batch(tx, on_packet)?;
         }
         Ok(n)

@@ -5,16 +5,69 @@
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
-use std::time::Instant;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
 
 use super::super::send::SendQueue;
+use super::super::Waker;
 use super::{CloseReason, Conns};
 
 /// Connections accepted per turn at most (the rest wait for the next poll).
 const ACCEPTS_PER_TURN: usize = 64;
 /// Marks the listener's pollfd in `polled`.
 const LISTENER: u16 = u16::MAX;
+
+/// One wait of a backend that sleeps in `poll(2)` (mmsg, xdp): polls `socket`, the waker and,
+/// when attached, the ICE-TCP sockets for up to `timeout`; drains the waker and serves TCP
+/// (its frames go to `on_packet`). Returns whether `socket` is readable and the TCP frames
+/// delivered; an interrupted poll is an empty turn. `fds` is the backend's reused pollfd list,
+/// `submits` its syscall count.
+pub(in crate::datapath::io) fn wait<F>(
+    fds: &mut Vec<libc::pollfd>,
+    (socket, waker): (RawFd, Option<&Waker>),
+    tcp: Option<&mut PollTcp>,
+    timeout: Duration,
+    submits: &mut u64,
+    tx: &mut SendQueue,
+    on_packet: &mut F,
+) -> io::Result<(bool, usize)>
+where
+    F: FnMut(&mut [u8], SocketAddr, &mut SendQueue),
+{
+    fds.clear();
+    for fd in [socket, waker.map_or(-1, Waker::fd)] {
+        fds.push(libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        });
+    }
+    let mut tcp = tcp;
+    if let Some(t) = tcp.as_deref_mut() {
+        t.fill(fds);
+    }
+    let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
+    // SAFETY: `fds` is a live vector of `fds.len()` pollfds (a negative fd is ignored).
+    let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+    *submits += 1;
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::Interrupted {
+            Ok((false, 0))
+        } else {
+            Err(e)
+        };
+    }
+    if fds[1].revents & libc::POLLIN != 0 {
+        if let Some(w) = waker {
+            w.clear();
+            w.drain();
+            *submits += 1;
+        }
+    }
+    let frames = tcp.map_or(0, |t| t.on_poll(&fds[2..], tx, on_packet));
+    Ok((fds[0].revents & libc::POLLIN != 0, frames))
+}
 
 /// The poll-driven side of a worker's ICE-TCP.
 pub(in crate::datapath::io) struct PollTcp {

@@ -21,7 +21,6 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -213,7 +212,16 @@ impl XdpIo {
         let idle = n == 0 && !timeout.is_zero() && tx.queued() == 0;
         // TCP connections are served every turn: polled without waiting when not idle.
         if idle || self.tcp.is_some() {
-            n += self.wait(if idle { timeout } else { Duration::ZERO }, tx, on_packet)?;
+            let (_, frames) = super::super::tcp::poll::wait(
+                &mut self.pollfds,
+                (self.xsk.fd(), self.waker.as_deref()),
+                self.tcp.as_mut(),
+                if idle { timeout } else { Duration::ZERO },
+                &mut self.stats.submits,
+                tx,
+                on_packet,
+            )?;
+            n += frames;
             if idle {
                 n += self.receive(tx, on_packet);
             }
@@ -458,56 +466,5 @@ impl XdpIo {
                 waker.wake();
             }
         }
-    }
-
-    /// `poll(2)` on the socket, the waker and the ICE-TCP sockets; delivers what TCP brought.
-    fn wait<F>(
-        &mut self,
-        timeout: Duration,
-        tx: &mut SendQueue,
-        on_packet: &mut F,
-    ) -> io::Result<usize>
-    where
-        F: FnMut(&mut [u8], SocketAddr, &mut SendQueue),
-    {
-        let waker_fd: RawFd = self.waker.as_ref().map_or(-1, |w| w.fd());
-        let mut fds = std::mem::take(&mut self.pollfds);
-        fds.clear();
-        for fd in [self.xsk.fd(), waker_fd] {
-            fds.push(libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            });
-        }
-        if let Some(tcp) = self.tcp.as_mut() {
-            tcp.fill(&mut fds);
-        }
-        let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
-        // SAFETY: `fds` is a live vector of `fds.len()` pollfds (a negative fd is ignored).
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-        self.stats.submits += 1;
-        let mut n = 0;
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            self.pollfds = fds;
-            return if e.kind() == io::ErrorKind::Interrupted {
-                Ok(0)
-            } else {
-                Err(e)
-            };
-        }
-        if fds[1].revents & libc::POLLIN != 0 {
-            if let Some(w) = &self.waker {
-                w.clear();
-                w.drain();
-                self.stats.submits += 1;
-            }
-        }
-        if let Some(tcp) = self.tcp.as_mut() {
-            n += tcp.on_poll(&fds[2..], tx, on_packet);
-        }
-        self.pollfds = fds;
-        Ok(n)
     }
 }
