@@ -16,25 +16,11 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use auto_layer_support::{layer_subscriber, simulcast_publisher, Layered, Shaper};
+use auto_layer_support::{layer_subscriber, simulcast_publisher, until_layer, Layered, Shaper};
 use tern::control::rooms::SessionRole;
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 use tokio::time::Instant;
 use webrtc_client::{cam_tokens, start_relay};
-
-/// Reads layers until `deadline`; returns the first time `want` was seen, if it was.
-async fn until_layer(
-    rx: &mut UnboundedReceiver<Layered>,
-    want: u8,
-    deadline: Instant,
-) -> Option<Instant> {
-    while let Ok(Some((at, tag))) = tokio::time::timeout_at(deadline, rx.recv()).await {
-        if tag == want {
-            return Some(at);
-        }
-    }
-    None
-}
 
 /// The layers received until `deadline`, in order, with consecutive repeats folded.
 async fn layers_until(rx: &mut UnboundedReceiver<Layered>, deadline: Instant) -> Vec<u8> {

@@ -12,24 +12,9 @@ mod webrtc_client;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use auto_layer_support::{layer_subscriber_with, simulcast_publisher, Layered, Shaper};
-use tokio::sync::mpsc::UnboundedReceiver;
+use auto_layer_support::{layer_subscriber_with, simulcast_publisher, until_layer, Shaper};
 use tokio::time::Instant;
 use webrtc_client::{cam_tokens, start_relay};
-
-/// Reads layers until `deadline`; returns the first time `want` was seen, if it was.
-async fn until_layer(
-    rx: &mut UnboundedReceiver<Layered>,
-    want: u8,
-    deadline: Instant,
-) -> Option<Instant> {
-    while let Ok(Some((at, tag))) = tokio::time::timeout_at(deadline, rx.recv()).await {
-        if tag == want {
-            return Some(at);
-        }
-    }
-    None
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn without_rtx_a_tentative_upgrade_finds_the_room() {

@@ -221,6 +221,20 @@ pub async fn simulcast_publisher(base: &str, token: &str) -> Publisher {
 /// A received video packet: when, and its layer's RID byte.
 pub type Layered = (Instant, u8);
 
+/// Reads layers until `deadline`; returns the first time `want` was seen, if it was.
+pub async fn until_layer(
+    rx: &mut mpsc::UnboundedReceiver<Layered>,
+    want: u8,
+    deadline: Instant,
+) -> Option<Instant> {
+    while let Ok(Some((at, tag))) = tokio::time::timeout_at(deadline, rx.recv()).await {
+        if tag == want {
+            return Some(at);
+        }
+    }
+    None
+}
+
 /// A subscriber of `room1/cam` (receive-only video and audio); video packets' layers arrive on
 /// the channel. `answer` may rewrite the relay's answer (to go through a proxy).
 pub async fn layer_subscriber(
