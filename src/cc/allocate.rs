@@ -49,12 +49,25 @@ pub struct Step {
 /// each temporal layer TID 0..=3): temporal layers are finer steps below each layer's whole
 /// rate, each at the rate of the TIDs up to it, as the publisher's worker measured them (a
 /// layer whose TIDs above 0 carried nothing has one step). Unmeasured steps (0) are left out.
+///
+/// Frame rate before resolution: only the lowest layer (and a stream without simulcast) is
+/// split by temporal layer; above it, a viewer short of room gets the next simulcast layer down
+/// at its full frame rate, never a half- or quarter-rate picture of a bigger one (Chromium
+/// sends every simulcast layer as L1T3, 40/20/40 %, so TIDs 0–1 of a 640-wide layer often cost
+/// no more than the whole 320-wide one). Below the lowest layer there is nothing else to give,
+/// so there its temporal layers are the steps down.
 pub fn steps(layers: &[(u32, u64, [u64; 4])]) -> Vec<Step> {
     let mut out = Vec::with_capacity(layers.len() * 4);
+    let lowest = layers
+        .iter()
+        .filter(|l| l.1 > 0)
+        .min_by_key(|l| l.1)
+        .map(|l| l.0);
     for &(layer, bps, per_tid) in layers {
         let top = per_tid.iter().rposition(|&r| r > 0).unwrap_or(0);
+        let split = if Some(layer) == lowest { top } else { 0 };
         let mut sum = 0;
-        for (tid, &r) in per_tid.iter().enumerate().take(top) {
+        for (tid, &r) in per_tid.iter().enumerate().take(split) {
             sum += r;
             if sum > 0 && sum < bps {
                 out.push(Step {
@@ -290,32 +303,45 @@ mod tests {
         assert_eq!(
             got,
             [
-                (HIGH, 0, 480_000),
-                (HIGH, 1, 720_000),
                 (HIGH, ALL_TEMPORAL, 1_200_000),
                 (LOW, ALL_TEMPORAL, 150_000)
-            ]
+            ],
+            "above the lowest layer, no step below the full frame rate"
         );
-        assert_eq!(step_of(&s, HIGH, ALL_TEMPORAL), Some(2));
-        assert_eq!(step_of(&s, HIGH, 1), Some(1));
+        assert_eq!(step_of(&s, HIGH, ALL_TEMPORAL), Some(0));
+        assert_eq!(step_of(&s, HIGH, 1), None, "HIGH has no half-rate step");
         assert_eq!(step_of(&s, LOW, 0), None, "LOW has no TID-limited step");
-        assert_eq!(step_of(&s, LOW, ALL_TEMPORAL), Some(3));
-        // At 800 kbit/s the allocation goes to HIGH up to TID 1, not down to LOW.
+        assert_eq!(step_of(&s, LOW, ALL_TEMPORAL), Some(1));
+        // At 1 Mbit/s, HIGH's TIDs 0–1 (720k) would fit, but LOW at its full frame rate is given.
         let ids: Vec<(u32, u64)> = s
             .iter()
             .enumerate()
             .map(|(i, s)| (i as u32, s.bps))
             .collect();
         let mut a = Allocation::default();
-        let d = a.on_report(Instant::now(), &report(1_000_000, true), &ids, (2, 2), true);
-        assert_eq!(d.switch, Some((1, Reason::Congestion)));
-        let mut a = Allocation::default();
-        let d = a.on_report(Instant::now(), &report(600_000, true), &ids, (2, 2), true);
+        let d = a.on_report(Instant::now(), &report(1_000_000, true), &ids, (0, 0), true);
         assert_eq!(
             d.switch,
-            Some((0, Reason::Congestion)),
-            "TID 0 of HIGH fits 600k"
+            Some((1, Reason::Congestion)),
+            "LOW, not HIGH at half rate"
         );
+    }
+
+    #[test]
+    fn the_lowest_layer_and_a_single_layer_keep_every_temporal_step() {
+        // Both simulcast layers L1T3: LOW keeps its temporal steps (nothing is below it), HIGH
+        // does not.
+        let s = steps(&[
+            (HIGH, 1_200_000, [480_000, 240_000, 480_000, 0]),
+            (LOW, 150_000, [60_000, 30_000, 60_000, 0]),
+        ]);
+        assert_eq!(step_of(&s, HIGH, 1), None);
+        assert!(step_of(&s, LOW, 0).is_some_and(|i| s[i].bps == 60_000));
+        assert!(step_of(&s, LOW, 1).is_some_and(|i| s[i].bps == 90_000));
+        // One L1T3 stream (no simulcast): all of its temporal layers are steps.
+        let s = steps(&[(HIGH, 1_200_000, [480_000, 240_000, 480_000, 0])]);
+        let got: Vec<u8> = s.iter().map(|s| s.temporal).collect();
+        assert_eq!(got, [0, 1, ALL_TEMPORAL]);
     }
 
     const LOW: u32 = 1;

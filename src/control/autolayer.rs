@@ -195,9 +195,21 @@ impl Relay {
                 },
             );
         }
-        let Some(step) = decision.switch.and_then(|(i, _)| steps.get(i as usize)) else {
+        let Some((step, reason)) = decision
+            .switch
+            .and_then(|(i, reason)| Some((steps.get(i as usize)?, reason)))
+        else {
             return;
         };
+        tracing::info!(
+            session = %session,
+            reason = reason.label(),
+            estimate_bps = report.estimate_bps,
+            layer = %step.layer,
+            temporal = step.temporal,
+            layer_bps = step.bps,
+            "layer change"
+        );
         let simulcast = !t.layers.is_empty();
         let Some(feed) = reg
             .sessions
@@ -215,7 +227,7 @@ impl Relay {
         if simulcast && step.layer != feed.track.id {
             // The new layer's subscription takes the limit with it.
             if let Err(e) = self.reserve(&mut reg, session, &tracks, &stalled) {
-                eprintln!("tern: session {session}: layer change not sent: {e}");
+                tracing::warn!(session = %session, reason = %e, "layer change not sent");
             }
         } else if limit != before {
             let command = Command::SetLayerLimit {
@@ -224,7 +236,7 @@ impl Relay {
                 limit,
             };
             if let Err(e) = self.dp.send(worker, command) {
-                eprintln!("tern: session {session}: layer change not sent: {e}");
+                tracing::warn!(session = %session, reason = %e, "layer change not sent");
             }
         }
     }
