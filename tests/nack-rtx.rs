@@ -37,6 +37,7 @@ fn a_nack_is_answered_on_the_rtx_stream() {
             rtx: None,
             transport_cc: None,
             codec: None,
+            dependency_descriptor: None,
         },
     )
     .unwrap();

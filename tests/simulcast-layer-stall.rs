@@ -52,6 +52,7 @@ fn publish_layer(dp: &Datapath, track: u32, rid: &[u8]) {
             rtx: None,
             transport_cc: None,
             codec: None,
+            dependency_descriptor: None,
         },
     )
     .unwrap();

@@ -24,6 +24,7 @@ fn the_subscriber_sees_its_own_numbering() {
         egress: Default::default(),
         codec: None,
         limit: Default::default(),
+        dependency_descriptor: None,
     };
     let (_dp, mut publisher, mut sub) = publisher_and_subscriber(params);
 

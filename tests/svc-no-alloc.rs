@@ -65,6 +65,7 @@ fn temporal_layer_forwarding_does_not_allocate() {
             rtx: None,
             transport_cc: None,
             codec: Some(VideoCodec::Vp8),
+            dependency_descriptor: None,
         },
     )
     .unwrap();
@@ -76,6 +77,7 @@ fn temporal_layer_forwarding_does_not_allocate() {
                 spatial: ALL_LAYERS,
                 temporal,
             },
+            dependency_descriptor: None,
             seq_offset: 77,
             ..SubscriptionParams::with_ssrc(0x5000 + s.session as u32)
         };

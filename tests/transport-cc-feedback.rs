@@ -88,6 +88,7 @@ fn publisher(transport_cc: Option<u8>) -> (Datapath, Peer) {
             rtx: None,
             transport_cc,
             codec: None,
+            dependency_descriptor: None,
         },
     )
     .unwrap();

@@ -47,6 +47,7 @@ fn room(nack: bool, rtx: bool) -> Room {
             }),
             transport_cc: None,
             codec: None,
+            dependency_descriptor: None,
         },
     )
     .unwrap();

@@ -661,6 +661,7 @@ impl Relay {
                 },
                 codec: VideoCodec::from_name(&t.media.codec.name),
                 limit: LayerLimit::default(),
+                dependency_descriptor: t.media.extension_id(crate::wire::dd::URI),
             };
             subscriptions.push(Feed {
                 published: t.id,
@@ -778,7 +779,7 @@ impl Relay {
     }
 
     /// Sets the highest spatial and temporal layer subscriber session `id` gets inside each
-    /// VP8/VP9 stream it receives (`None`: that one unchanged), from the stream's next switching
+    /// VP8/VP9 stream it receives (and each whose publisher sends the dependency descriptor) (`None`: that one unchanged), from the stream's next switching
     /// point on (a keyframe for a higher spatial layer, which the worker asks for).
     pub fn limit_layers(
         &self,
@@ -800,7 +801,9 @@ impl Relay {
         let (worker, connected) = (info.worker, info.connected);
         let mut layered = false;
         for feed in &mut info.feeds {
-            if !matches!(feed.params.codec, Some(VideoCodec::Vp8 | VideoCodec::Vp9)) {
+            let described = matches!(feed.params.codec, Some(VideoCodec::Vp8 | VideoCodec::Vp9))
+                || feed.params.dependency_descriptor.is_some();
+            if !described {
                 continue;
             }
             layered = true;
@@ -822,7 +825,7 @@ impl Relay {
         if !layered {
             return Err(ApiError::new(
                 400,
-                "spatial and temporal layers need a VP8 or VP9 stream",
+                "spatial and temporal layers need a VP8 or VP9 stream, or one whose publisher sends the dependency descriptor",
             ));
         }
         Ok(())

@@ -202,6 +202,7 @@ impl PublishedTrack {
                 }),
             transport_cc: self.media.extension_id(TRANSPORT_WIDE_CC),
             codec: crate::wire::keyframe::VideoCodec::from_name(&codec.name),
+            dependency_descriptor: self.media.extension_id(crate::wire::dd::URI),
         }
     }
 }

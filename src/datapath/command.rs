@@ -82,6 +82,9 @@ pub enum Command {
         transport_cc: Option<u8>,
         /// The video codec: for VP8/VP9 the worker measures each temporal layer's rate.
         codec: Option<VideoCodec>,
+        /// The dependency descriptor's extension id, if negotiated: the temporal layers of
+        /// other codecs (AV1, H.264) are measured from it.
+        dependency_descriptor: Option<u8>,
     },
     /// The session subscribes to `track`, published on worker `origin_worker`. With `switch`,
     /// the track is another simulcast layer of what the session already receives under

@@ -186,6 +186,9 @@ pub struct SubscriptionParams {
     pub codec: Option<crate::wire::keyframe::VideoCodec>,
     /// The highest spatial and temporal layer inside the stream the subscriber gets.
     pub limit: LayerLimit,
+    /// The publisher's dependency descriptor extension id: where the layers of a codec
+    /// without a payload descriptor of its own (AV1, H.264) are read.
+    pub dependency_descriptor: Option<u8>,
 }
 
 /// The publisher's and the subscriber's header extension numbering differ (each chose its own
@@ -214,6 +217,7 @@ impl SubscriptionParams {
             egress: EgressExtensions::default(),
             codec: None,
             limit: LayerLimit::default(),
+            dependency_descriptor: None,
         }
     }
 }
@@ -259,7 +263,8 @@ impl Subscription {
         Self {
             session,
             seq: SeqMap::new(params.seq_offset),
-            select: LayerSelect::new(params.codec, params.limit),
+            select: LayerSelect::new(params.codec, params.limit)
+                .with_dependency_descriptor(params.dependency_descriptor),
             params,
             packets: 0,
             octets: 0,
@@ -280,8 +285,7 @@ impl Subscription {
         stamp: Option<Stamp>,
     ) -> Option<usize> {
         let rewrite = if self.select.active() {
-            self.select
-                .replay(rtp::RtpPacket::parse(packet).ok()?.payload())?
+            self.select.replay_packet(packet)?
         } else {
             Rewrite::default()
         };
@@ -493,8 +497,11 @@ pub struct Track {
     pub octets: u64,
     /// The video codec, where the publisher's worker knows it (set by `Publish`).
     pub codec: Option<crate::wire::keyframe::VideoCodec>,
-    /// Of `octets`, those of each temporal layer (VP8/VP9 descriptors' TID 0..=3).
+    /// Of `octets`, those of each temporal layer (VP8/VP9 descriptors' TID 0..=3, or the
+    /// dependency descriptor's).
     pub temporal_octets: [u64; 4],
+    /// The publisher's dependency descriptors (set by `Publish` when negotiated).
+    pub dd: Option<super::svc::DdState>,
 }
 
 /// Whether a simulcast layer is being sent: a publisher stops layers its bandwidth or CPU
@@ -537,6 +544,7 @@ impl Track {
             octets: 0,
             codec: None,
             temporal_octets: [0; 4],
+            dd: None,
         }
     }
 }

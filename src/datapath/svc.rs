@@ -1,6 +1,8 @@
 //! Layers inside one RTP stream, per subscription: VP8 temporal layers (L1T3) and VP9 spatial
 //! and temporal layers (L3T3_KEY), chosen packet by packet from the payload descriptor
-//! (`wire::vp8`, `wire::vp9`), and the renumbering that keeps what a subscriber receives
+//! (`wire::vp8`, `wire::vp9`), and those of AV1 and H.264 from the dependency descriptor
+//! header extension (`wire::dd`, with the stream's latest template structure: [`DdState`]),
+//! and the renumbering that keeps what a subscriber receives
 //! contiguous although packets and pictures are left out: a running sequence-number offset
 //! with a fixed map back for its NACKs ([`SeqMap`]), and PictureID / TL0PICIDX rewriting
 //! ([`PictureNumbering`]). Everything is fixed-size and allocation-free; nothing here reads a
@@ -8,8 +10,13 @@
 //!
 //! Switching: down at the next frame (VP8) or picture (VP9) start; a temporal layer up only at
 //! a base-layer frame (TID 0) or a switching point (VP8 Y, VP9 U); a spatial layer up only at a
-//! layer frame that needs no earlier picture (P clear: the keyframe in L3T3_KEY).
+//! layer frame that needs no earlier picture (P clear: the keyframe in L3T3_KEY). With the
+//! dependency descriptor: down at a frame start, a temporal layer up at a TID 0 frame, spatial
+//! layers up at a frame that brings a template structure (a keyframe). AV1 and H.264 have no
+//! PictureID to renumber: only the sequence numbers close the gaps (receivers without the
+//! descriptor follow them).
 
+use crate::wire::dd;
 use crate::wire::keyframe::VideoCodec;
 use crate::wire::rtp;
 use crate::wire::vp8::{PictureId, Vp8Descriptor};
@@ -67,7 +74,32 @@ pub struct PictureState {
     pub tl0_pic_idx: u8,
 }
 
-/// Per-subscription layer selection for VP8 / VP9 (others: everything forwarded as is).
+/// A stream's dependency descriptors: the publisher's extension id and the latest template
+/// structure seen, in arrival order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DdState {
+    pub ext_id: u8,
+    pub structure: dd::Structure,
+}
+
+impl DdState {
+    pub fn new(ext_id: u8) -> Self {
+        Self {
+            ext_id,
+            structure: dd::Structure::default(),
+        }
+    }
+
+    /// The frame a plaintext RTP `packet` belongs to, taking in the structure it may carry;
+    /// `None` without the extension, or if it does not parse or place the packet.
+    pub fn read(&mut self, packet: &[u8]) -> Option<dd::FrameInfo> {
+        let data = rtp::find_extension(packet, self.ext_id)?;
+        dd::parse(data, &mut self.structure).ok()
+    }
+}
+
+/// Per-subscription layer selection for VP8 / VP9, and for any codec whose publisher sends the
+/// dependency descriptor (others: everything forwarded as is).
 #[derive(Debug, Clone)]
 pub struct LayerSelect {
     codec: Option<VideoCodec>,
@@ -76,6 +108,9 @@ pub struct LayerSelect {
     /// The layers forwarded now (they follow `target` at switching points).
     current: LayerLimit,
     pictures: PictureNumbering,
+    /// The publisher's dependency descriptors, read where the payload has no descriptor of its
+    /// own (not VP8 or VP9).
+    dd: Option<DdState>,
 }
 
 impl LayerSelect {
@@ -90,13 +125,63 @@ impl LayerSelect {
                 temporal: 0,
             },
             pictures: PictureNumbering::default(),
+            dd: None,
         }
     }
 
-    /// Whether packets need looking at: VP8 and VP9 (their PictureIDs run on across a simulcast
-    /// switch even without a limit).
-    pub fn active(&self) -> bool {
+    /// Layers read from the dependency descriptor with extension id `ext_id` (publisher
+    /// numbering), for codecs without a payload descriptor of their own.
+    pub fn with_dependency_descriptor(mut self, ext_id: Option<u8>) -> Self {
+        self.dd = ext_id.filter(|_| !self.by_payload()).map(DdState::new);
+        self
+    }
+
+    fn by_payload(&self) -> bool {
         matches!(self.codec, Some(VideoCodec::Vp8 | VideoCodec::Vp9))
+    }
+
+    /// Whether packets need looking at: VP8 and VP9 (their PictureIDs run on across a simulcast
+    /// switch even without a limit), and streams with the dependency descriptor.
+    pub fn active(&self) -> bool {
+        self.by_payload() || self.dd.is_some()
+    }
+
+    /// [`Self::admit`] for a whole plaintext RTP packet (publisher numbering): its payload
+    /// descriptor, or its dependency descriptor.
+    pub fn admit_packet(&mut self, packet: &[u8]) -> Verdict {
+        if let Some(state) = self.dd.as_mut() {
+            return match state.read(packet) {
+                Some(frame) => {
+                    let max_spatial = state.structure.max_layers().0;
+                    self.admit_dd(&frame, max_spatial)
+                }
+                // Not placed (no structure yet: a keyframe brings one): as is.
+                None => Verdict::Forward(Rewrite::default()),
+            };
+        }
+        let payload = rtp::RtpPacket::parse(packet)
+            .map(|p| p.payload())
+            .unwrap_or(&[]);
+        self.admit(payload)
+    }
+
+    /// [`Self::replay`] for a whole plaintext RTP packet.
+    pub fn replay_packet(&self, packet: &[u8]) -> Option<Rewrite> {
+        if let Some(mut state) = self.dd {
+            // A copy: a retransmission must not move the stream's structure.
+            let Some(frame) = state.read(packet) else {
+                return Some(Rewrite::default());
+            };
+            if frame.spatial > self.current.spatial || frame.temporal > self.current.temporal {
+                return None;
+            }
+            let max_spatial = state.structure.max_layers().0;
+            return Some(Rewrite {
+                marker: max_spatial > 0 && frame.end && frame.spatial == self.current.spatial,
+                ..Rewrite::default()
+            });
+        }
+        self.replay(rtp::RtpPacket::parse(packet).ok()?.payload())
     }
 
     /// Continue PictureID / TL0PICIDX from the replaced layer's `last`.
@@ -237,6 +322,30 @@ impl LayerSelect {
     }
 }
 
+impl LayerSelect {
+    fn admit_dd(&mut self, f: &dd::FrameInfo, max_spatial: u8) -> Verdict {
+        if f.start && f.spatial == 0 {
+            // A frame (of every spatial layer) starts.
+            let (cur, want) = (self.current.temporal, self.target.temporal);
+            if want < cur || (want > cur && f.temporal == 0) {
+                self.current.temporal = want;
+            }
+            if self.target.spatial < self.current.spatial || f.structure {
+                // Down at once; up at a keyframe (it brings the structure).
+                self.current.spatial = self.target.spatial.min(max_spatial);
+            }
+        }
+        if f.temporal > self.current.temporal || f.spatial > self.current.spatial {
+            return Verdict::Drop;
+        }
+        Verdict::Forward(Rewrite {
+            // The top forwarded spatial layer ends the picture for the subscriber.
+            marker: max_spatial > 0 && f.end && f.spatial == self.current.spatial,
+            ..Rewrite::default()
+        })
+    }
+}
+
 /// The PictureID of a VP9 picture that is renumbered: not in flexible mode, where the
 /// references are PictureID differences (P_DIFF) that renumbering would break, and where gaps
 /// do not hinder the receiver, which follows the differences.
@@ -285,9 +394,18 @@ pub fn apply(packet: &mut [u8], codec: Option<VideoCodec>, rewrite: Rewrite) {
     }
 }
 
-/// The temporal layer (TID) of a plaintext RTP `packet` of `codec`, if its descriptor has one.
-pub fn temporal_layer(codec: Option<VideoCodec>, packet: &[u8]) -> Option<u8> {
-    let codec = codec.filter(|c| matches!(c, VideoCodec::Vp8 | VideoCodec::Vp9))?;
+/// The temporal layer (TID) of a plaintext RTP `packet` of `codec`, if its descriptor has one
+/// (VP8, VP9), or else its dependency descriptor (`dd`, the stream's state, taking in the
+/// structure the packet may carry).
+pub fn temporal_layer(
+    codec: Option<VideoCodec>,
+    dd: Option<&mut DdState>,
+    packet: &[u8],
+) -> Option<u8> {
+    let by_payload = codec.filter(|c| matches!(c, VideoCodec::Vp8 | VideoCodec::Vp9));
+    let Some(codec) = by_payload else {
+        return Some(dd?.read(packet)?.temporal);
+    };
     let payload = rtp::RtpPacket::parse(packet).ok()?.payload();
     match codec {
         VideoCodec::Vp8 => Vp8Descriptor::parse(payload).ok()?.tid,
@@ -815,5 +933,142 @@ mod tests {
         let mut s = LayerSelect::new(Some(VideoCodec::Vp8), LayerLimit::default());
         assert_eq!(s.admit(&[]), Verdict::Forward(Rewrite::default()));
         assert_eq!(s.admit(&[0x90, 0x40]), Verdict::Forward(Rewrite::default()));
+    }
+
+    /// An RTP packet (seq `seq`) whose dependency descriptor, extension id 7, is `dd`: in the
+    /// two-byte form when it is longer than 16 bytes, as browsers send a keyframe's.
+    fn with_dd(seq: u16, dd: &[u8]) -> Vec<u8> {
+        let mut base = vec![0x80, 45, 0, 0, 0, 0, 0, 1, 0, 0, 0, 9, 0xaa, 0xbb];
+        base[2..4].copy_from_slice(&seq.to_be_bytes());
+        let mut out = vec![0; 200];
+        let n = rtp::copy_translating_extensions_adding(&base, &mut out, |_, _| None, &[(7, dd)])
+            .unwrap();
+        out.truncate(n);
+        out
+    }
+
+    #[test]
+    fn av1_temporal_layers_are_read_from_the_dependency_descriptor() {
+        use crate::wire::dd::tests::{descriptor, L1T3};
+        let mut s = LayerSelect::new(
+            Some(VideoCodec::Av1),
+            LayerLimit {
+                spatial: ALL_LAYERS,
+                temporal: 0,
+            },
+        )
+        .with_dependency_descriptor(Some(7));
+        assert!(s.active());
+        // Before a structure nothing can be placed: forwarded as is.
+        let early = with_dd(1, &descriptor(true, true, 2, 1, None));
+        assert_eq!(s.admit_packet(&early), Verdict::Forward(Rewrite::default()));
+        // The keyframe (two-byte form) brings L1T3's templates: T0, T0, T1, T2, T2.
+        let key = descriptor(true, true, 0, 10, Some((0, &L1T3)));
+        let packet = with_dd(2, &key);
+        assert_eq!(&packet[12..14], &rtp::TWO_BYTE_PROFILE.to_be_bytes());
+        assert!(matches!(s.admit_packet(&packet), Verdict::Forward(_)));
+        // Frames of the 4-frame cycle T0 T2 T1 T2, two packets each: only T0 passes.
+        let cycle = [(1u8, 0u8), (3, 2), (2, 1), (4, 2)];
+        let mut seq = 3;
+        let mut passed = Vec::new();
+        for (frame, &(template, tid)) in cycle.iter().cycle().take(8).enumerate() {
+            for part in 0..2 {
+                let d = descriptor(part == 0, part == 1, template, 11 + frame as u16, None);
+                let v = s.admit_packet(&with_dd(seq, &d));
+                seq += 1;
+                if matches!(v, Verdict::Forward(_)) {
+                    passed.push(tid);
+                }
+                assert_eq!(v == Verdict::Drop, tid > 0, "frame {frame} TID {tid}");
+            }
+        }
+        assert_eq!(passed, [0, 0, 0, 0]);
+        // Up to TID 2: not in the middle of a T2 frame, from the next T0 frame on.
+        s.target.temporal = 2;
+        let mid = descriptor(false, true, 3, 30, None);
+        assert_eq!(s.admit_packet(&with_dd(seq, &mid)), Verdict::Drop);
+        let t1 = descriptor(true, true, 2, 31, None);
+        assert_eq!(
+            s.admit_packet(&with_dd(seq + 1, &t1)),
+            Verdict::Drop,
+            "waits for TID 0"
+        );
+        let t0 = descriptor(true, true, 1, 32, None);
+        assert!(matches!(
+            s.admit_packet(&with_dd(seq + 2, &t0)),
+            Verdict::Forward(_)
+        ));
+        let t2 = descriptor(true, true, 3, 33, None);
+        assert!(matches!(
+            s.admit_packet(&with_dd(seq + 3, &t2)),
+            Verdict::Forward(_)
+        ));
+        assert_eq!(s.current().temporal, 2);
+        // A retransmission of a dropped layer is refused once the limit is back down.
+        s.target.temporal = 0;
+        assert!(matches!(
+            s.admit_packet(&with_dd(seq + 4, &t0)),
+            Verdict::Forward(_)
+        ));
+        assert_eq!(s.replay_packet(&with_dd(seq + 3, &t2)), None);
+        assert_eq!(
+            s.replay_packet(&with_dd(seq + 4, &t0)),
+            Some(Rewrite::default())
+        );
+    }
+
+    #[test]
+    fn dependency_descriptor_spatial_layers_move_the_marker_and_go_up_at_a_keyframe() {
+        use crate::wire::dd::tests::descriptor;
+        // L2T1: templates S0T0, S1T0.
+        let l2t1: &[u32] = &[2, 3];
+        let mut s = LayerSelect::new(
+            Some(VideoCodec::H264),
+            LayerLimit {
+                spatial: 0,
+                temporal: ALL_LAYERS,
+            },
+        )
+        .with_dependency_descriptor(Some(7));
+        let key = descriptor(true, true, 0, 1, Some((0, l2t1)));
+        let Verdict::Forward(r) = s.admit_packet(&with_dd(1, &key)) else {
+            panic!("S0 of the keyframe");
+        };
+        assert!(r.marker, "S0 is the top forwarded layer");
+        assert_eq!(
+            s.admit_packet(&with_dd(2, &descriptor(true, true, 1, 1, None))),
+            Verdict::Drop
+        );
+        // Up: not at a delta frame, at the next keyframe.
+        s.target.spatial = 1;
+        let Verdict::Forward(r) = s.admit_packet(&with_dd(3, &descriptor(true, true, 0, 2, None)))
+        else {
+            panic!("S0");
+        };
+        assert!(r.marker);
+        assert_eq!(
+            s.admit_packet(&with_dd(4, &descriptor(true, true, 1, 2, None))),
+            Verdict::Drop
+        );
+        let Verdict::Forward(r) =
+            s.admit_packet(&with_dd(5, &descriptor(true, true, 0, 3, Some((0, l2t1)))))
+        else {
+            panic!("S0 of the next keyframe");
+        };
+        assert!(!r.marker, "S1 follows");
+        let Verdict::Forward(r) = s.admit_packet(&with_dd(6, &descriptor(true, true, 1, 3, None)))
+        else {
+            panic!("S1 of the keyframe");
+        };
+        assert!(r.marker);
+    }
+
+    #[test]
+    fn vp8_and_vp9_keep_their_payload_descriptors_beside_a_dependency_descriptor() {
+        let s = LayerSelect::new(Some(VideoCodec::Vp8), LayerLimit::default())
+            .with_dependency_descriptor(Some(7));
+        assert!(s.dd.is_none());
+        let s = LayerSelect::new(Some(VideoCodec::H264), LayerLimit::default());
+        assert!(!s.active(), "H.264 without the descriptor: nothing to read");
     }
 }

@@ -3,6 +3,7 @@
 //! `wire` owns no state, does no I/O and reads no clock. Every parser is bounds-checked and
 //! returns a `WireError` reason for bad input; nothing here may panic on any byte sequence.
 
+pub mod dd;
 pub mod demux;
 pub mod keyframe;
 pub mod rtcp;

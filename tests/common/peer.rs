@@ -289,6 +289,7 @@ pub fn plain_publish(session: u64, track: u32, ssrc: u32, kind: MediaKind) -> Co
         rtx: None,
         transport_cc: None,
         codec: None,
+        dependency_descriptor: None,
     }
 }
 

@@ -480,6 +480,7 @@ fn tern(
             rtx: None,
             transport_cc: None,
             codec: None,
+            dependency_descriptor: None,
         },
     )
     .expect("publish");

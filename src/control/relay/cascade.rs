@@ -467,6 +467,8 @@ impl Relay {
                         }),
                     transport_cc: None,
                     codec: VideoCodec::from_name(&codec.name),
+                    // The origin forwards as to any subscriber: without the descriptor.
+                    dependency_descriptor: None,
                 });
                 commands.push(Command::PulledTrack {
                     track,

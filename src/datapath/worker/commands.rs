@@ -110,6 +110,7 @@ impl Core {
                 rtx,
                 transport_cc,
                 codec,
+                dependency_descriptor,
             } => {
                 let Some(&slot) = self.by_id.get(&session) else {
                     return;
@@ -145,6 +146,9 @@ impl Core {
                 }
                 t.kind = kind;
                 t.codec = codec;
+                if t.dd.map(|d| d.ext_id) != dependency_descriptor {
+                    t.dd = dependency_descriptor.map(super::super::svc::DdState::new);
+                }
                 t.loss = nack.then(|| LossTracker::new(now));
                 let layered = by_mid.is_some_and(|b| b.rid.is_some());
                 t.layer = layered.then_some(LayerState {

@@ -35,7 +35,8 @@ impl Core {
         track.cache.store(seq, packet);
         track.received += 1;
         track.octets += packet.len() as u64;
-        if let Some(tid) = super::super::svc::temporal_layer(track.codec, packet) {
+        if let Some(tid) = super::super::svc::temporal_layer(track.codec, track.dd.as_mut(), packet)
+        {
             track.temporal_octets[usize::from(tid.min(3))] += packet.len() as u64;
         }
         if let Some(layer) = track.layer.as_mut() {
@@ -278,10 +279,7 @@ impl Fanout<'_> {
                 let pub_seq = u16::from_be_bytes([packet[2], packet[3]]);
                 let mut rewrite = Rewrite::default();
                 if sub.select.active() {
-                    let payload = crate::wire::rtp::RtpPacket::parse(packet)
-                        .map(|p| p.payload())
-                        .unwrap_or(&[]);
-                    match sub.select.admit(payload) {
+                    match sub.select.admit_packet(packet) {
                         Verdict::Forward(r) => rewrite = r,
                         Verdict::Drop => {
                             // In order, the numbers after it close the gap.

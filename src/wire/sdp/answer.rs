@@ -16,9 +16,11 @@ pub const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
 /// The abs-send-time extension; the relay stamps its own on what it sends subscribers.
 pub const ABS_SEND_TIME: &str = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time";
 
-/// RTP header extensions the relay negotiates (it forwards others' payloads, not these). Not
-/// the dependency descriptor: layers are chosen from VP8/VP9 payload descriptors, and the
-/// descriptor stays out until it is parsed for every codec that uses it (AV1, H.264).
+/// RTP header extensions the relay negotiates (it forwards others' payloads, not these). The
+/// dependency descriptor is taken from video publishers only (below): the relay reads AV1 and
+/// H.264 layers from it (`wire::dd`), and keeps it from subscribers, whose streams it thins
+/// (their sequence numbers close the gaps; a forwarded descriptor would need its frame numbers
+/// and templates kept consistent across simulcast switches).
 const ACCEPTED_EXTENSIONS: [&str; 4] = [
     MID_URI,
     ABS_SEND_TIME,
@@ -208,6 +210,15 @@ pub fn answer(offer: &Offer, params: &AnswerParams<'_>) -> Result<Answer, SdpErr
                 };
                 let rtx_ssrc = if codec.rtx.is_some() { rtx } else { None };
                 let mut extensions = extensions;
+                if section.kind == MediaKind::Video {
+                    extensions.extend(
+                        section
+                            .extensions
+                            .iter()
+                            .filter(|e| e.uri == crate::wire::dd::URI)
+                            .cloned(),
+                    );
+                }
                 if !rids.is_empty() {
                     extensions.extend(
                         section
@@ -493,6 +504,12 @@ fn write_answer(offer: &Offer, params: &AnswerParams<'_>, plans: &[Plan]) -> Str
         params.session_id,
         bundled.join(" ")
     );
+    if offer.extmap_allow_mixed {
+        // The two-byte form: a keyframe's dependency descriptor (its template structure) is
+        // longer than the one-byte form's 16 bytes. The relay reads both forms, and writes a
+        // subscriber's block in the one-byte form whenever its elements fit.
+        out.push_str("a=extmap-allow-mixed\r\n");
+    }
     let fingerprint = params
         .fingerprint_sha256
         .iter()

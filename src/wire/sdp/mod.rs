@@ -84,6 +84,9 @@ pub struct Offer {
     pub ice_options: Vec<String>,
     /// The `m=` sections, in offer order.
     pub media: Vec<MediaSection>,
+    /// `a=extmap-allow-mixed` (RFC 8285 §6), session- or media-level: the peer takes (and may
+    /// send) the two-byte header extension form beside the one-byte one.
+    pub extmap_allow_mixed: bool,
 }
 
 /// `a=fingerprint`: the hash of the peer's DTLS certificate.

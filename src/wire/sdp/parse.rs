@@ -31,6 +31,7 @@ pub fn parse_offer(text: &str) -> Result<Offer, SdpError> {
     let mut session = Common::default();
     let mut bundle: Option<Vec<String>> = None;
     let mut ice_options: Vec<String> = Vec::new();
+    let mut extmap_allow_mixed = false;
     let mut sections: Vec<SectionBuilder> = Vec::new();
     for &(n, kind, value) in &lines[1..] {
         match kind {
@@ -48,6 +49,10 @@ pub fn parse_offer(text: &str) -> Result<Offer, SdpError> {
                             ice_options.push(opt.to_owned());
                         }
                     }
+                    continue;
+                }
+                if name == "extmap-allow-mixed" {
+                    extmap_allow_mixed = true;
                     continue;
                 }
                 match sections.last_mut() {
@@ -112,6 +117,7 @@ pub fn parse_offer(text: &str) -> Result<Offer, SdpError> {
         bundle: bundle.unwrap_or_default(),
         ice_options,
         media: media.into_iter().map(|(m, _)| m).collect(),
+        extmap_allow_mixed,
     })
 }
 

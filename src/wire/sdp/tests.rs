@@ -577,12 +577,12 @@ fn setup_defaults_to_active_and_must_agree() {
     assert_eq!(err_line(parse_offer(&mixed)), 26);
 }
 
-/// The dependency descriptor (AV1, and H.264/VP9 when a browser offers it) stays out of every
-/// answer until the relay parses it for every codec that uses it: the relay forwards a
-/// publisher's layers by the VP8/VP9 payload descriptors only, and a negotiated but unread
-/// descriptor would reach subscribers stale after a layer change.
+/// The dependency descriptor (AV1 and H.264 layers; VP8/VP9 when a browser offers it) is taken
+/// from a video publisher, whose layers the relay reads from it, and never given to a
+/// subscriber: the relay thins its stream, and a forwarded descriptor would reach it stale
+/// after a layer change. The video layers allocation extension stays out of both.
 #[test]
-fn the_dependency_descriptor_is_never_negotiated() {
+fn the_dependency_descriptor_is_taken_from_publishers_only() {
     const DD: &str =
         "https://aomediacodec.github.io/av1-rtp-spec/#dependency-descriptor-rtp-header-extension";
     const VLA: &str = "http://www.webrtc.org/experiments/rtp-hdrext/video-layers-allocation00";
@@ -594,12 +594,24 @@ fn the_dependency_descriptor_is_never_negotiated() {
     let publish = parse_offer(&offered).unwrap();
     assert!(publish.media[1].extensions.iter().any(|e| e.uri == DD));
     let published = answer(&publish, &params(Role::Publish)).unwrap();
-    assert!(!published.sdp.contains(DD), "{}", published.sdp);
+    assert!(
+        published.sdp.contains(&format!("a=extmap:12 {DD}\r\n")),
+        "{}",
+        published.sdp
+    );
     assert!(!published.sdp.contains(VLA));
-    assert!(published
+    let video = published
         .media
         .iter()
-        .all(|m| m.extensions.iter().all(|e| e.uri != DD)));
+        .find(|m| m.kind == MediaKind::Video)
+        .unwrap();
+    assert_eq!(video.extension_id(DD), Some(12));
+    let audio = published
+        .media
+        .iter()
+        .find(|m| m.kind == MediaKind::Audio)
+        .unwrap();
+    assert_eq!(audio.extension_id(DD), None, "audio has no layers");
 
     let mut view = parse_offer(&offered.replace("a=sendonly", "a=recvonly")).unwrap();
     view.media.iter_mut().for_each(|m| m.ssrcs.clear());
@@ -612,4 +624,37 @@ fn the_dependency_descriptor_is_never_negotiated() {
     let viewed = answer(&view, &params(role)).unwrap();
     assert!(!viewed.sdp.contains(DD), "{}", viewed.sdp);
     assert!(viewed.sdp.contains("m=video"));
+}
+
+/// `a=extmap-allow-mixed` is answered when offered (session or media level), so that a
+/// publisher may send a keyframe's dependency descriptor in the two-byte form; never unasked.
+#[test]
+fn extmap_allow_mixed_is_answered_only_when_offered() {
+    let plain = parse_offer(MINIMAL).unwrap();
+    assert!(!plain.extmap_allow_mixed);
+    let answered = answer(&plain, &params(Role::Publish)).unwrap();
+    assert!(
+        !answered.sdp.contains("extmap-allow-mixed"),
+        "{}",
+        answered.sdp
+    );
+
+    let session_level = MINIMAL.replacen("t=0 0\r\n", "t=0 0\r\na=extmap-allow-mixed\r\n", 1);
+    let media_level = MINIMAL.replacen(
+        "a=rtcp-mux\r\n",
+        "a=rtcp-mux\r\na=extmap-allow-mixed\r\n",
+        1,
+    );
+    for offered in [session_level, media_level] {
+        assert_ne!(offered, MINIMAL);
+        let offer = parse_offer(&offered).unwrap();
+        assert!(offer.extmap_allow_mixed);
+        let answered = answer(&offer, &params(Role::Publish)).unwrap();
+        assert_eq!(
+            answered.sdp.matches("a=extmap-allow-mixed\r\n").count(),
+            1,
+            "{}",
+            answered.sdp
+        );
+    }
 }
