@@ -18,13 +18,18 @@ if (!connected) await fail("the publisher never connected", [tab], browser);
 const sample = () => tab.page.evaluate(async () => {
   const s = window.ternState;
   const out = { at: performance.now() };
-  (await s.pcs.get(s.mine).getStats()).forEach((r) => {
+  const stats = await s.pcs.get(s.mine).getStats();
+  stats.forEach((r) => {
     if (r.type === "outbound-rtp" && r.kind === "video") {
       out.bytes = r.bytesSent; out.target = r.targetBitrate; out.width = r.frameWidth; out.height = r.frameHeight;
       out.fps = r.framesPerSecond; out.limitation = r.qualityLimitationReason; out.retransmitted = r.retransmittedPacketsSent;
       out.nacks = r.nackCount;
     }
-    if (r.type === "candidate-pair" && r.nominated) out.estimate = r.availableOutgoingBitrate;
+    // The selected pair's (the offer also brings TCP candidates: "nominated" alone may name
+    // another pair, without an estimate).
+    if (r.type === "transport" && r.selectedCandidatePairId) {
+      out.estimate = stats.get(r.selectedCandidatePairId)?.availableOutgoingBitrate;
+    }
   });
   return out;
 });
