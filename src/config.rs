@@ -127,6 +127,10 @@ pub struct MediaConfig {
     /// Bytes queued per ICE-TCP connection; a slow reader's packets beyond it are dropped
     /// (default 262144).
     pub tcp_send_buffer: u32,
+    /// What a subscriber whose path carries not even the stream's lowest layer gets: `keep`
+    /// (that layer, the default: video over a congested path) or `pause` (its video stops,
+    /// audio goes on, and the relay tries it again after a quiet period, then less often).
+    pub below_lowest_layer: BelowLowestLayer,
 }
 
 impl Default for MediaConfig {
@@ -149,8 +153,20 @@ impl Default for MediaConfig {
             tcp_connections_per_ip: 20,
             tcp_idle_timeout: Duration::from_secs(30),
             tcp_send_buffer: 256 << 10,
+            below_lowest_layer: BelowLowestLayer::Keep,
         }
     }
+}
+
+/// `media.below_lowest_layer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BelowLowestLayer {
+    /// The lowest layer goes on.
+    #[default]
+    Keep,
+    /// The video pauses until the path has room again.
+    Pause,
 }
 
 /// Whether workers are pinned to their cores.

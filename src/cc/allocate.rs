@@ -12,6 +12,12 @@
 //! bounded by the rate acknowledged), so a tentative layer, and one that held for [`QUIET`], is
 //! taken back only on a decrease: with transport-cc, congestion from it shows as one. The
 //! viewer's chosen layer is the ceiling. Sans-IO: `now` is passed in.
+//!
+//! Below the lowest layer the lowest is kept, or, where configured ([`Allocation::pausing`]),
+//! the video is paused once the lowest no longer fits either (audio goes on). A paused
+//! subscriber is sent too little for its estimate to show room for video again, and has no
+//! recent packets to probe with, so it resumes as a tentative upgrade does: after a quiet
+//! period, then at the tentative interval, doubling while resumes fail.
 
 use std::time::{Duration, Instant};
 
@@ -146,6 +152,8 @@ impl Reason {
 pub struct Decision {
     /// Switch to this layer (a track id), and why.
     pub switch: Option<(u32, Reason)>,
+    /// Pause the video (`true`), or resume it at the layer it had (`false`), and why.
+    pub pause: Option<(bool, Reason)>,
     /// Probe at this rate (bit/s).
     pub probe: Option<u64>,
 }
@@ -162,6 +170,10 @@ pub struct Allocation {
     tentative: Option<(u32, Instant)>,
     /// A layer a tentative upgrade showed the path carries (until a decrease).
     held: Option<u32>,
+    /// Pause below the lowest layer rather than keep it.
+    pause_below_lowest: bool,
+    /// The video is paused.
+    paused: bool,
 }
 
 impl Default for Allocation {
@@ -173,11 +185,32 @@ impl Default for Allocation {
             tentative_every: TENTATIVE_EVERY,
             tentative: None,
             held: None,
+            pause_below_lowest: false,
+            paused: false,
         }
     }
 }
 
 impl Allocation {
+    /// An allocation that pauses the video when not even the lowest layer fits.
+    pub fn pausing() -> Self {
+        Self {
+            pause_below_lowest: true,
+            ..Self::default()
+        }
+    }
+
+    /// Whether the video is paused.
+    pub fn paused(&self) -> bool {
+        self.paused
+    }
+
+    /// The subscriber's video was resumed from outside (a new subscription, which starts
+    /// unpaused: the viewer chose another layer).
+    pub fn resumed(&mut self) {
+        self.paused = false;
+    }
+
     /// A report for a subscriber now receiving layer `current` of `layers` (track id, measured
     /// bit/s; 0 = not measured yet), whose ceiling is `ceiling`; `can_probe` when it has RTX.
     pub fn on_report(
@@ -212,21 +245,41 @@ impl Allocation {
             && (self.tentative.is_some() || self.held == Some(current));
 
         // Down at once.
-        if (report.grounded && !on_trial && rate(current) as f64 > budget) || rate(current) > cap {
-            let target = allowed()
-                .filter(|l| fits(l.1, 1.0))
-                .max_by_key(|l| l.1)
-                .map_or(lowest, |l| l.0);
-            if target != current {
+        let congested = report.grounded && !on_trial && rate(current) as f64 > budget;
+        if !self.paused && (congested || rate(current) > cap) {
+            let fitting = allowed().filter(|l| fits(l.1, 1.0)).max_by_key(|l| l.1);
+            let target = fitting.map_or(lowest, |l| l.0);
+            let pause = fitting.is_none() && congested && current == lowest;
+            if target != current || (pause && self.pause_below_lowest) {
                 self.last_down = Some(now);
                 self.held = None;
                 if self.tentative.take().is_some() {
                     // The tentative layer did not fit: wait longer before the next try.
                     self.tentative_every = (self.tentative_every * 2).min(TENTATIVE_EVERY * 4);
                 }
-                decision.switch = Some((target, Reason::Congestion));
+                if target != current {
+                    decision.switch = Some((target, Reason::Congestion));
+                } else {
+                    self.paused = true;
+                    decision.pause = Some((true, Reason::Congestion));
+                }
                 return decision;
             }
+        }
+        if self.paused {
+            // Resume as a tentative upgrade: nothing sent, nothing to probe with.
+            let due = self.next_probe.is_none_or(|t| now >= t)
+                && self
+                    .last_down
+                    .is_none_or(|d| now.duration_since(d) >= QUIET)
+                && !report.decreased;
+            if due {
+                self.paused = false;
+                self.tentative = Some((current, now));
+                self.next_probe = Some(now + self.tentative_every);
+                decision.pause = Some((false, Reason::Tentative));
+            }
+            return decision;
         }
         if self
             .tentative
@@ -433,6 +486,78 @@ mod tests {
             a.on_report(t0, &report(100_000, true), &unmeasured, (HIGH, HIGH), true),
             Decision::default()
         );
+    }
+
+    #[test]
+    fn where_configured_the_video_pauses_below_the_lowest_layer_and_resumes_tentatively() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        // 100 kbit/s leaves 40 kbit/s after audio and margin: not even the low layer fits.
+        let narrow = |decreased| report(100_000, decreased);
+        let mut keep = Allocation::default();
+        assert_eq!(
+            keep.on_report(at(0), &narrow(true), &LAYERS, (HIGH, LOW), true),
+            Decision::default(),
+            "by default the lowest layer stays"
+        );
+        let mut a = Allocation::pausing();
+        let d = a.on_report(at(0), &narrow(true), &LAYERS, (HIGH, HIGH), true);
+        assert_eq!(
+            d.switch,
+            Some((LOW, Reason::Congestion)),
+            "first the lowest"
+        );
+        assert!(!a.paused());
+        let d = a.on_report(at(1), &narrow(true), &LAYERS, (HIGH, LOW), true);
+        assert_eq!(d.pause, Some((true, Reason::Congestion)));
+        assert_eq!(d.switch, None);
+        assert!(a.paused());
+        // Paused: no probe (nothing recent to probe with), no switch, until a quiet period.
+        for s in 2..9 {
+            let d = a.on_report(at(s), &narrow(false), &LAYERS, (HIGH, LOW), true);
+            assert_eq!(d, Decision::default(), "at {s} s");
+        }
+        let d = a.on_report(at(9), &narrow(false), &LAYERS, (HIGH, LOW), true);
+        assert_eq!(d.pause, Some((false, Reason::Tentative)));
+        assert!(!a.paused());
+        // The resumed video held no decrease yet: it stays.
+        let d = a.on_report(at(9), &narrow(false), &LAYERS, (HIGH, LOW), true);
+        assert_eq!(d.pause, None);
+        // It congests the path: paused again; the next try waits 30 s, the one after 60 s.
+        let d = a.on_report(at(10), &narrow(true), &LAYERS, (HIGH, LOW), true);
+        assert_eq!(d.pause, Some((true, Reason::Congestion)));
+        assert_eq!(
+            a.on_report(at(38), &narrow(false), &LAYERS, (HIGH, LOW), true)
+                .pause,
+            None
+        );
+        let d = a.on_report(at(39), &narrow(false), &LAYERS, (HIGH, LOW), true);
+        assert_eq!(d.pause, Some((false, Reason::Tentative)));
+        let d = a.on_report(at(40), &narrow(true), &LAYERS, (HIGH, LOW), true);
+        assert_eq!(d.pause, Some((true, Reason::Congestion)));
+        assert_eq!(
+            a.on_report(at(98), &narrow(false), &LAYERS, (HIGH, LOW), true)
+                .pause,
+            None
+        );
+        let d = a.on_report(at(99), &narrow(false), &LAYERS, (HIGH, LOW), true);
+        assert_eq!(d.pause, Some((false, Reason::Tentative)));
+        // Room again, and no decrease since the last pause (60 s): up as from any layer.
+        let d = a.on_report(
+            at(100),
+            &report(3_000_000, false),
+            &LAYERS,
+            (HIGH, LOW),
+            true,
+        );
+        assert_eq!(d.switch, Some((HIGH, Reason::Quiet)));
+        assert_eq!(d.pause, None);
+        // A viewer's new layer starts unpaused: the allocation follows.
+        let mut b = Allocation::pausing();
+        b.on_report(at(0), &narrow(true), &LAYERS, (HIGH, LOW), true);
+        assert!(b.paused());
+        b.resumed();
+        assert!(!b.paused());
     }
 
     #[test]

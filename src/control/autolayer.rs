@@ -3,9 +3,10 @@
 //! subscriber's bandwidth estimate (from its worker, once a second and at once after a
 //! decrease); for every report, the subscriber's [`Allocation`] (`crate::cc::allocate`) says
 //! whether to switch its layer (through the usual keyframe-aligned switch, `Relay::reserve`)
-//! or to probe for a higher one. The layer the viewer chose (`?layer=`, `POST
+//! or to probe for a higher one, or (`media.below_lowest_layer = "pause"`) to pause or resume
+//! its video (`Command::PauseVideo`). The layer the viewer chose (`?layer=`, `POST
 //! /session/{id}/layer`) is the ceiling. Also the metrics: estimates, layer changes by reason,
-//! probes.
+//! probes, paused subscribers.
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -39,6 +40,19 @@ struct State {
 struct Subscriber {
     allocation: Allocation,
     estimate_bps: u64,
+}
+
+impl Subscriber {
+    fn new(pause_below_lowest: bool) -> Self {
+        Self {
+            allocation: if pause_below_lowest {
+                Allocation::pausing()
+            } else {
+                Allocation::default()
+            },
+            estimate_bps: 0,
+        }
+    }
 }
 
 impl AutoLayers {
@@ -92,6 +106,15 @@ impl AutoLayers {
                 s.changes[i]
             );
         }
+        let paused = s
+            .subscribers
+            .values()
+            .filter(|sub| sub.allocation.paused())
+            .count();
+        let _ = writeln!(
+            out,
+            "# HELP tern_paused_subscribers subscribers whose video is paused below the lowest layer\n# TYPE tern_paused_subscribers gauge\ntern_paused_subscribers {paused}"
+        );
         let _ = writeln!(
             out,
             "# HELP tern_probes_requested_total bandwidth probes asked of workers\n# TYPE tern_probes_requested_total counter\ntern_probes_requested_total {}",
@@ -133,8 +156,10 @@ impl Relay {
             let layered = !t.layers.is_empty() || state.rates.contains_key(&f.track.id);
             layered.then_some((i, t))
         });
+        let pausing = self.settings.pause_below_lowest;
         let Some((index, t)) = found else {
-            state.subscribers.entry(session).or_default().estimate_bps = report.estimate_bps;
+            let sub = state.subscribers.entry(session);
+            sub.or_insert_with(|| Subscriber::new(pausing)).estimate_bps = report.estimate_bps;
             return;
         };
         let feed = &info.feeds[index];
@@ -165,8 +190,14 @@ impl Relay {
         };
         let ceiling = step_id(ceiling_layer, feed.params.limit.temporal);
         let current = step_id(feed.track.id, feed.limit().temporal);
-        let sub = state.subscribers.entry(session).or_default();
+        let sub = state
+            .subscribers
+            .entry(session)
+            .or_insert_with(|| Subscriber::new(pausing));
         sub.estimate_bps = report.estimate_bps;
+        if sub.allocation.paused() && !feed.paused {
+            sub.allocation.resumed(); // the viewer's new layer started unpaused
+        }
         let can_probe = feed.params.rtx.is_some() && feed.params.egress.transport_cc.is_some();
         let decision = sub
             .allocation
@@ -177,7 +208,7 @@ impl Relay {
                 state.probes_with_room += 1;
             }
         }
-        if let Some((_, reason)) = decision.switch {
+        if let Some((_, reason)) = decision.switch.or(decision.pause.map(|p| (0, p.1))) {
             if let Some(i) = Reason::ALL.iter().position(|r| *r == reason) {
                 state.changes[i] += 1;
             }
@@ -194,6 +225,32 @@ impl Relay {
                     target_bps,
                 },
             );
+        }
+        if let Some((paused, reason)) = decision.pause {
+            tracing::info!(
+                session = %session,
+                reason = reason.label(),
+                estimate_bps = report.estimate_bps,
+                paused,
+                "video pause changed (not even the lowest layer fits)"
+            );
+            if let Some(feed) = reg
+                .sessions
+                .get_mut(&session)
+                .map(|info| &mut info.feeds[index])
+            {
+                feed.paused = paused;
+                let ssrc = feed.params.ssrc;
+                let command = Command::PauseVideo {
+                    session,
+                    ssrc,
+                    paused,
+                };
+                if let Err(e) = self.dp.send(worker, command) {
+                    tracing::warn!(session = %session, reason = %e, "pause not sent");
+                }
+            }
+            return;
         }
         let Some((step, reason)) = decision
             .switch

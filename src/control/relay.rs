@@ -85,6 +85,9 @@ pub struct RelaySettings {
     pub webhook_recheck: Option<Duration>,
     /// This node's part in a cluster (`[cluster]`), if any.
     pub cluster: Option<Arc<Cluster>>,
+    /// Automatic layers pause a subscriber's video below the lowest layer
+    /// (`media.below_lowest_layer = "pause"`) rather than keep that layer.
+    pub pause_below_lowest: bool,
 }
 
 impl Default for RelaySettings {
@@ -94,6 +97,7 @@ impl Default for RelaySettings {
             advertised: None,
             webhook_recheck: Some(Duration::from_secs(30)),
             cluster: None,
+            pause_below_lowest: false,
         }
     }
 }
@@ -674,6 +678,7 @@ impl Relay {
                 wanted: track_ids[i],
                 auto: None,
                 auto_temporal: None,
+                paused: false,
             });
         }
         if subscriptions.is_empty() {
@@ -888,6 +893,7 @@ impl Relay {
                 continue;
             };
             feed.track.id = serving;
+            feed.paused = false; // a new subscription starts unpaused
             let params = SubscriptionParams {
                 limit: feed.limit(),
                 ..feed.params.clone()

@@ -249,6 +249,8 @@ pub async fn start(
     let settings = RelaySettings {
         advertised: config.media.advertised_address,
         cluster: cluster.clone(),
+        pause_below_lowest: config.media.below_lowest_layer
+            == crate::config::BelowLowestLayer::Pause,
         ..RelaySettings::default()
     };
     let relay = Relay::new(dp, identity, policy, settings);

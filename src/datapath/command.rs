@@ -110,6 +110,14 @@ pub enum Command {
         ssrc: u32,
         limit: crate::datapath::LayerLimit,
     },
+    /// The stream the session receives under its SSRC `ssrc` stops (`paused`), its path too
+    /// narrow for even its lowest layer, or starts again: at the next keyframe, which is asked
+    /// for, numbered on from the last packet sent before the pause.
+    PauseVideo {
+        session: SessionId,
+        ssrc: u32,
+        paused: bool,
+    },
     /// On the publisher's worker: worker `worker` does (or no longer does) have subscribers.
     SetRemoteWorker {
         track: TrackId,

@@ -241,6 +241,20 @@ pub struct Subscription {
     pub seq: SeqMap,
     /// Which packets of a layered VP8/VP9 stream go out, and their PictureID renumbering.
     pub select: LayerSelect,
+    /// Paused by automatic layers (the path carries not even the lowest layer), or waiting
+    /// for a keyframe to start again.
+    pub pause: Pause,
+}
+
+/// A subscription's pause (see `Command::PauseVideo`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pause {
+    #[default]
+    Off,
+    /// Nothing goes out.
+    Paused,
+    /// Nothing goes out until a packet starts a keyframe of the stream's codec.
+    Resuming(crate::wire::keyframe::VideoCodec),
 }
 
 /// A subscription's part in a layer switch (the session's [`Handoff`] joins the two).
@@ -272,6 +286,7 @@ impl Subscription {
             last_seq: 0,
             rtx_seq,
             switch,
+            pause: Pause::Off,
         }
     }
 

@@ -118,6 +118,10 @@ counters! {
     /// Of those, packets that arrived late (reordered), leaving a gap in the subscriber's
     /// sequence numbers.
     layer_dropped_late,
+    /// Packets left out for a subscriber whose video is paused (its path carries not even the
+    /// lowest layer: `[media] below_lowest_layer = "pause"`), or waiting for the keyframe that
+    /// ends the pause.
+    paused_dropped,
     /// Keyframe requests (PLI/FIR) sent to publishers.
     keyframe_requests,
     /// Keyframe requests suppressed by the 500 ms limit.

@@ -737,6 +737,7 @@ impl Relay {
                         wanted: layer,
                         auto: None,
                         auto_temporal: None,
+                        paused: false,
                     });
                 }
             }

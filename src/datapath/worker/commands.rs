@@ -12,7 +12,8 @@ use super::super::command::{Command, Event};
 use super::super::egress::{SendHistory, SubscriberCc};
 use super::super::io::SendQueue;
 use super::super::session::{
-    Handoff, LayerState, Origin, Session, Subscription, Switch, Track, PULLED_KEYFRAME_INTERVAL,
+    Handoff, LayerState, Origin, Pause, Session, Subscription, Switch, Track,
+    PULLED_KEYFRAME_INTERVAL,
 };
 use super::super::svc::LayerLimit;
 use super::super::upstream::LossTracker;
@@ -218,6 +219,11 @@ impl Core {
                 ssrc,
                 limit,
             } => self.set_layer_limit(session, ssrc, limit, tx, now),
+            Command::PauseVideo {
+                session,
+                ssrc,
+                paused,
+            } => self.pause_video(session, ssrc, paused, tx, now),
             Command::SetRemoteWorker {
                 track,
                 worker,
@@ -282,6 +288,38 @@ impl Core {
             if vp9 && limit.spatial > sub.select.current().spatial {
                 keyframe.push(t);
             }
+        }
+        for t in keyframe {
+            self.request_keyframe(t, tx, now);
+        }
+    }
+
+    /// Every subscription of `session` under `ssrc` stops, or starts again at a keyframe (asked
+    /// for; a stream of unknown codec starts at once).
+    fn pause_video(
+        &mut self,
+        session: SessionId,
+        ssrc: u32,
+        paused: bool,
+        tx: &mut SendQueue,
+        now: Instant,
+    ) {
+        let Some(&slot) = self.by_id.get(&session) else {
+            return;
+        };
+        let mut keyframe = Vec::new();
+        for (&t, track) in self.tracks.iter_mut() {
+            let Some(sub) = track.subscription_mut(slot, ssrc) else {
+                continue;
+            };
+            sub.pause = match (paused, sub.pause, sub.params.codec) {
+                (true, _, _) => Pause::Paused,
+                (false, Pause::Off, _) | (false, _, None) => Pause::Off,
+                (false, _, Some(codec)) => {
+                    keyframe.push(t);
+                    Pause::Resuming(codec)
+                }
+            };
         }
         for t in keyframe {
             self.request_keyframe(t, tx, now);

@@ -12,7 +12,7 @@ use std::time::Instant;
 use super::super::command::Event;
 use super::super::fanout::FanoutMsg;
 use super::super::io::{SendQueue, UdpIo};
-use super::super::session::{Handoff, MediaKind, Session, Subscription, Switch, Track};
+use super::super::session::{Handoff, MediaKind, Pause, Session, Subscription, Switch, Track};
 use super::super::stats::Counters;
 use super::super::svc::{apply, Rewrite, Verdict};
 use super::super::upstream::Arrival;
@@ -277,6 +277,10 @@ impl Fanout<'_> {
                     }
                 }
                 let pub_seq = u16::from_be_bytes([packet[2], packet[3]]);
+                if sub.pause != Pause::Off && !pause_admits(sub, packet) {
+                    self.counters.paused_dropped += 1;
+                    continue;
+                }
                 let mut rewrite = Rewrite::default();
                 if sub.select.active() {
                     match sub.select.admit_packet(packet) {
@@ -343,6 +347,27 @@ impl Fanout<'_> {
         }
         queued
     }
+}
+
+/// Whether a paused subscription sends the publisher's plaintext `packet`: once resuming, from a
+/// packet that starts a keyframe on, numbered on from the last packet sent before the pause
+/// (the publisher's timestamps ran on meanwhile, so the offset to them holds).
+fn pause_admits(sub: &mut Subscription, packet: &[u8]) -> bool {
+    let Pause::Resuming(codec) = sub.pause else {
+        return false;
+    };
+    let Ok(parsed) = crate::wire::rtp::RtpPacket::parse(packet) else {
+        return false;
+    };
+    if !codec.starts_keyframe(parsed.payload()) {
+        return false;
+    }
+    let seq = parsed.sequence_number();
+    sub.seq
+        .restart(seq, sub.last_seq.wrapping_add(1).wrapping_sub(seq));
+    sub.select.continue_from(sub.select.last_forwarded());
+    sub.pause = Pause::Off;
+    true
 }
 
 /// Whether a subscription in a layer switch sends the publisher's plaintext `packet`, moving
