@@ -1,31 +1,46 @@
-//! AV1 temporal layers from real Chromium, read from the dependency descriptor: a publisher
-//! sends one AV1 stream with three temporal layers (L1T3, `&svc=L1T3&codec=AV1`); a Chromium
-//! viewer limited to the base layer (`POST /session/{id}/layer {"temporal": 0}`) goes on
-//! decoding, at about a quarter of the frame rate, on the same RTP stream and without a freeze
-//! while on it (the step down itself, where the gap between frames quadruples, may count one);
-//! lifting the limit brings the full rate back. AV1 has no payload descriptor with layers: only
-//! the publisher's dependency descriptor tells the relay which frames it may leave out.
+//! AV1 and H.264 temporal layers from real Chromium, read from the dependency descriptor: a
+//! publisher sends one stream with three temporal layers (L1T3, `&svc=L1T3&codec=AV1` or
+//! `H264`); a Chromium viewer limited to the base layer (`POST /session/{id}/layer
+//! {"temporal": 0}`) goes on decoding, at about a quarter of the frame rate, on the same RTP
+//! stream and without a freeze while on it (the step down itself, where the gap between frames
+//! quadruples, may count one); lifting the limit brings the full rate back. Neither codec has
+//! a payload descriptor with layers: only the publisher's dependency descriptor tells the relay
+//! which frames it may leave out.
 
 mod browser_support;
 mod metrics_support;
 
 use browser_support::{page_url, run_script, start_relay};
 
+/// One browser pair at a time: two encoders at once would starve a small CI machine.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_decodes_the_base_temporal_layer_of_an_av1_stream() {
+    base_layer_decodes("AV1").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_decodes_the_base_temporal_layer_of_an_h264_stream() {
+    base_layer_decodes("H264").await;
+}
+
+async fn base_layer_decodes(codec: &str) {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let running = start_relay().await;
-    let publisher = page_url(&running, "av1", "alice", None) + "&svc=L1T3&codec=AV1";
-    let viewer = page_url(&running, "av1", "bob", None);
-    let out = run_script("av1-temporal.mjs", vec![publisher, viewer]).await;
+    let room = codec.to_lowercase();
+    let publisher = page_url(&running, &room, "alice", None) + "&svc=L1T3&codec=" + codec;
+    let viewer = page_url(&running, &room, "bob", None);
+    let out = run_script("dd-temporal.mjs", vec![publisher, viewer]).await;
     let line = out.stdout.trim();
     println!("{line} ({:?})", out.elapsed);
     let steps: Vec<serde_json::Value> = serde_json::from_str(line)
-        .unwrap_or_else(|e| panic!("av1-temporal.mjs printed no JSON ({e}): {line}"));
+        .unwrap_or_else(|e| panic!("dd-temporal.mjs printed no JSON ({e}): {line}"));
     let counters = running.relay.dp.total_counters();
     println!("relay: {counters:?}");
     assert_eq!(steps.len(), 4, "{line}");
     for s in &steps {
-        assert_eq!(s["codec"], "video/AV1", "{line}");
+        assert_eq!(s["codec"], format!("video/{codec}"), "{line}");
         assert_eq!(s["videoStreams"], 1, "{line}");
         assert_eq!(s["ssrc"], steps[0]["ssrc"], "{line}");
         assert_eq!(s["width"], 640, "temporal layers keep the size: {line}");

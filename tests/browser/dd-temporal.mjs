@@ -1,6 +1,6 @@
-// node av1-temporal.mjs <publisher-url> <viewer-url>
-// A demo-page tab publishes its fake 640x480 camera as one AV1 stream with three temporal
-// layers (the publisher URL's &svc=L1T3&codec=AV1); the relay reads the layers from the
+// node dd-temporal.mjs <publisher-url> <viewer-url>
+// A demo-page tab publishes its fake 640x480 camera as one stream with three temporal layers
+// (the publisher URL's &svc=L1T3&codec=AV1 or H264); the relay reads the layers from the
 // dependency descriptor. A viewer tab watches it whole, then limits itself to the base temporal
 // layer (window.ternLimitLayers, POST <session>/layer {"temporal": 0}) and must go on decoding
 // at a lower frame rate, then lifts the limit and must get the full rate back. Prints, as JSON,
@@ -14,7 +14,7 @@ const SETTLE_MS = 1_500;
 const WINDOW_MS = 3_000;
 
 const urls = process.argv.slice(2);
-if (urls.length !== 2) await fail("usage: node av1-temporal.mjs <publisher-url> <viewer-url>");
+if (urls.length !== 2) await fail("usage: node dd-temporal.mjs <publisher-url> <viewer-url>");
 const publisherName = new URL(urls[0]).searchParams.get("name");
 const browser = await launch();
 const publisher = await openTab(browser, "publisher", urls[0]);
