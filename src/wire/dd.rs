@@ -354,4 +354,57 @@ pub(crate) mod tests {
             }
         }
     }
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// Descriptors captured from Chromium's traffic (published as test data in LiveKit's
+    /// `pkg/sfu/dependencydescriptor`, Apache-2.0): a keyframe's structure, then delta frames
+    /// placed by it.
+    #[test]
+    fn a_captured_chromium_structure_places_the_frames_that_follow() {
+        let key = unhex(
+            "c1017280081485214eafffaaaa863cf0430c10c302afc0aaa0063c00430010c002a000a8000600004000\
+             1d954926e082b04a0941b820ac1282503157f974000ca864330e222222eca8655304224230eca8775300\
+             77004200ef008601df010d",
+        );
+        let mut s = Structure::default();
+        let f = parse(&key, &mut s).unwrap();
+        assert!(f.structure && f.start && f.end);
+        assert_eq!(f.frame_number, 370);
+        assert_eq!(
+            (f.spatial, f.temporal),
+            (0, 0),
+            "the keyframe's first layer"
+        );
+        assert_eq!(s.max_layers(), (2, 2), "L3T3");
+        let mut placed = Vec::new();
+        for d in [
+            "86017340fc",
+            "46017340fc",
+            "c3017540fc",
+            "88017640fc",
+            "c2017840fc",
+        ] {
+            let f = parse(&unhex(d), &mut s).unwrap();
+            assert!(!f.structure);
+            placed.push((f.frame_number, f.spatial, f.temporal));
+        }
+        // Pictures of three frames each (S0, S1, S2): 370–372 a T0 picture, 373–375 T2,
+        // 376– T1, as L3T3 runs.
+        assert_eq!(
+            placed,
+            [
+                (371, 1, 0),
+                (371, 1, 0),
+                (373, 0, 2),
+                (374, 1, 2),
+                (376, 0, 1)
+            ]
+        );
+    }
 }
