@@ -407,4 +407,22 @@ pub(crate) mod tests {
             ]
         );
     }
+
+    proptest::proptest! {
+        /// Any bytes, as a first descriptor and then as one placed by whatever structure it
+        /// left: an error or layers inside the structure's, never a panic.
+        #[test]
+        fn parse_never_panics(
+            a in proptest::collection::vec(proptest::num::u8::ANY, 0..80),
+            b in proptest::collection::vec(proptest::num::u8::ANY, 0..80),
+        ) {
+            let mut s = Structure::default();
+            for d in [&a, &b] {
+                if let Ok(f) = parse(d, &mut s) {
+                    let (spatial, temporal) = s.max_layers();
+                    proptest::prop_assert!(f.spatial <= spatial && f.temporal <= temporal);
+                }
+            }
+        }
+    }
 }
