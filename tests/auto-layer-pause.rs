@@ -4,7 +4,8 @@
 //! beside the audio. The subscriber's video stops (after the low layer, within 10 s), its audio
 //! goes on through the pause, and the dropped packets are counted; with the link widened, the
 //! relay resumes the video after the quiet period (8 s after the pause) at a keyframe, as a
-//! tentative change, and it stays.
+//! tentative change, and it stays. The same for a stream without simulcast (one VP8 stream of
+//! 150 kbit/s): it is its own lowest layer.
 
 mod auto_layer_support;
 mod metrics_support;
@@ -13,7 +14,7 @@ mod webrtc_client;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use auto_layer_support::{layer_subscriber, simulcast_publisher, until_layer, Layered, Shaper};
+use auto_layer_support::{layer_subscriber, publisher, until_layer, Layered, Shaper};
 use tern::config::BelowLowestLayer;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::Instant;
@@ -39,10 +40,20 @@ async fn gap_starts(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_link_too_narrow_for_the_lowest_layer_pauses_the_video_and_keeps_the_audio() {
+    pauses_and_resumes(true).await;
+}
+
+/// A stream without simulcast (one VP8 stream at the low layer's rate) is its own lowest layer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_link_too_narrow_for_a_single_stream_pauses_its_video_too() {
+    pauses_and_resumes(false).await;
+}
+
+async fn pauses_and_resumes(simulcast: bool) {
     let running = start_relay(|c| c.media.below_lowest_layer = BelowLowestLayer::Pause).await;
     let base = format!("http://{}", running.http_addr);
     let (pub_token, sub_token) = cam_tokens(&running);
-    let publisher = simulcast_publisher(&base, &pub_token).await;
+    let publisher = publisher(&base, &pub_token, simulcast).await;
     let shaper = Shaper::start(120_000, 16_000).await;
     let via = |answer: &str| shaper.via(answer);
     let (subscriber, mut rx) = layer_subscriber(&base, &sub_token, true, Some(&via)).await;
@@ -89,9 +100,10 @@ async fn a_link_too_narrow_for_the_lowest_layer_pauses_the_video_and_keeps_the_a
     );
     assert!(dropped > 50, "paused packets counted: {dropped}\n{text}");
     let congestion = metrics_support::sum(&text, "tern_layer_changes_total{reason=\"congestion\"}");
+    let changes = if simulcast { 2.0 } else { 1.0 };
     assert!(
-        congestion >= Some(2.0),
-        "down to the low layer, then paused: {congestion:?} changes\n{text}"
+        congestion >= Some(changes),
+        "(down to the low layer, then) paused: {congestion:?} changes\n{text}"
     );
     assert!(
         text.contains("tern_paused_subscribers 1"),

@@ -70,6 +70,14 @@ impl AutoLayers {
         self.state().subscribers.remove(&session);
     }
 
+    /// Tracks no longer published: their rates go.
+    pub fn forget_tracks(&self, tracks: &[TrackId]) {
+        let mut state = self.state();
+        for t in tracks {
+            state.rates.remove(t);
+        }
+    }
+
     /// The session's last estimate, bit/s.
     pub fn estimate(&self, session: SessionId) -> Option<u64> {
         self.state()

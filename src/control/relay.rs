@@ -1065,6 +1065,9 @@ impl Relay {
                     s.publisher = None;
                     unpublished = !s.tracks.is_empty();
                     let published: Vec<TrackId> = s.tracks.iter().map(|t| t.id).collect();
+                    let layers = s.tracks.iter().flat_map(|t| t.layers.iter().map(|l| l.1));
+                    let measured: Vec<TrackId> = published.iter().copied().chain(layers).collect();
+                    self.auto_layers.forget_tracks(&measured);
                     s.tracks.clear();
                     s.stalled.clear();
                     orphans = std::mem::take(&mut s.subscribers);

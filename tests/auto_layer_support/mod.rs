@@ -129,16 +129,37 @@ fn vp8(rid: &str) -> Arc<TrackLocalStaticRTP> {
 /// aborted. Each video payload: a VP8 descriptor (start of a keyframe every 15th frame), then
 /// the layer's RID byte.
 pub async fn simulcast_publisher(base: &str, token: &str) -> Publisher {
-    let pc = peer(true, false).await;
+    publisher(base, token, true).await
+}
+
+/// [`simulcast_publisher`], or without `simulcast` one video stream of the low layer's rate
+/// (its payloads tagged "l"), and audio.
+pub async fn publisher(base: &str, token: &str, simulcast: bool) -> Publisher {
+    let pc = peer(simulcast, false).await;
     let (high, low) = (vp8("h"), vp8("l"));
+    let first = if simulcast {
+        Arc::clone(&high)
+    } else {
+        Arc::new(TrackLocalStaticRTP::new(
+            RTCRtpCodecCapability {
+                mime_type: MIME_TYPE_VP8.to_owned(),
+                clock_rate: 90000,
+                ..Default::default()
+            },
+            "video".to_owned(),
+            "cam".to_owned(),
+        ))
+    };
     let sender = pc
-        .add_track(Arc::clone(&high) as Arc<dyn TrackLocal + Send + Sync>)
+        .add_track(Arc::clone(&first) as Arc<dyn TrackLocal + Send + Sync>)
         .await
         .unwrap();
-    sender
-        .add_encoding(Arc::clone(&low) as Arc<dyn TrackLocal + Send + Sync>)
-        .await
-        .unwrap();
+    if simulcast {
+        sender
+            .add_encoding(Arc::clone(&low) as Arc<dyn TrackLocal + Send + Sync>)
+            .await
+            .unwrap();
+    }
     tokio::spawn(async move { while sender.read_rtcp().await.is_ok() {} });
     let audio = Arc::new(TrackLocalStaticRTP::new(
         RTCRtpCodecCapability {
@@ -163,10 +184,12 @@ pub async fn simulcast_publisher(base: &str, token: &str) -> Publisher {
         let mut seqs = [0u16; 3];
         for frame in 0u32.. {
             let key = frame % 15 == 0;
-            for (i, (track, bps, tag)) in [(&high, HIGH_BPS, b'h'), (&low, LOW_BPS, b'l')]
-                .into_iter()
-                .enumerate()
-            {
+            let layers = if simulcast {
+                [(&high, HIGH_BPS, b'h'), (&low, LOW_BPS, b'l')]
+            } else {
+                [(&first, LOW_BPS, b'l'), (&low, 0, b'l')] // one stream, the low layer's rate
+            };
+            for (i, (track, bps, tag)) in layers.into_iter().enumerate() {
                 let mut left = bps / 8 / 30;
                 let mut first = true;
                 while left > 0 {

@@ -132,14 +132,15 @@ impl Core {
         }
     }
 
-    /// Each simulcast layer published here: its rate over the last `span`.
+    /// Each video track (simulcast layer or whole stream) published here: its rate over the
+    /// last `span`, in all and per temporal layer. A stream of one layer is a step too: the
+    /// only one, below which automatic layers may pause a viewer's video.
     pub(super) fn report_layer_rates(&mut self, span: Duration) {
         let secs = span.as_secs_f64().max(0.1);
         for (&track, t) in self.tracks.iter_mut() {
             let octets = std::mem::take(&mut t.octets);
             let per_tid = std::mem::take(&mut t.temporal_octets);
-            let temporal_layers = per_tid[1..].iter().any(|&o| o > 0);
-            if (t.layer.is_none() && !temporal_layers) || !matches!(t.origin, Origin::Local(_)) {
+            if t.kind != MediaKind::Video || !matches!(t.origin, Origin::Local(_)) {
                 continue;
             }
             let bps = (octets as f64 * 8.0 / secs) as u64;
