@@ -59,12 +59,7 @@ async fn pauses_and_resumes(simulcast: bool) {
     let (subscriber, mut rx) = layer_subscriber(&base, &sub_token, true, Some(&via)).await;
     let connected = Instant::now();
     let metrics = || async {
-        let text = reqwest::get(format!("{base}/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = metrics_support::scrape(&base).await;
         let figure = |s: &str| metrics_support::sum(&text, s).unwrap_or(0.0) as u64;
         (
             figure("tern_paused_dropped_total"),

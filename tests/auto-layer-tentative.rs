@@ -28,12 +28,7 @@ async fn without_rtx_a_tentative_upgrade_finds_the_room() {
         layer_subscriber_with(&base, &sub_token, (true, false), Some(&via)).await;
     let connected = Instant::now();
     let metrics = || async {
-        let text = reqwest::get(format!("{base}/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = metrics_support::scrape(&base).await;
         let figure = |s: &str| metrics_support::sum(&text, s).unwrap_or(0.0) as u64;
         (
             figure("tern_layer_changes_total{reason=\"tentative\"}"),

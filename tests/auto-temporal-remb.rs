@@ -10,14 +10,11 @@ mod webrtc_client;
 use std::sync::Arc;
 use std::time::Duration;
 
-use auto_layer_support::{layer_subscriber, peer};
+use auto_layer_support::{layer_subscriber, peer, vp8};
 use bytes::Bytes;
 use tern::control::rooms::SessionRole;
 use tokio::time::Instant;
-use webrtc::api::media_engine::MIME_TYPE_VP8;
 use webrtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
-use webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecCapability;
-use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
 use webrtc::track::track_local::{TrackLocal, TrackLocalWriter};
 use webrtc_client::{cam_tokens, signal, start_relay, wait_connected};
 
@@ -41,15 +38,7 @@ async fn l1t3_publisher(
     tokio::task::JoinHandle<()>,
 ) {
     let pc = peer(false, false).await;
-    let track = Arc::new(TrackLocalStaticRTP::new(
-        RTCRtpCodecCapability {
-            mime_type: MIME_TYPE_VP8.to_owned(),
-            clock_rate: 90000,
-            ..Default::default()
-        },
-        "video".to_owned(),
-        "cam".to_owned(),
-    ));
+    let track = vp8(None);
     let sender = pc
         .add_track(Arc::clone(&track) as Arc<dyn TrackLocal + Send + Sync>)
         .await

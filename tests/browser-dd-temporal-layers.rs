@@ -10,7 +10,7 @@
 mod browser_support;
 mod metrics_support;
 
-use browser_support::{page_url, run_script, start_relay};
+use browser_support::{assert_no_freeze_while_limited, page_url, run_script, start_relay};
 
 /// One browser pair at a time: two encoders at once would starve a small CI machine.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -55,17 +55,8 @@ async fn base_layer_decodes(codec: &str) {
         );
     }
     assert!(fps[3] >= fps[0] * 0.7, "the full rate back: {line}");
-    let freezes: Vec<u64> = steps
-        .iter()
-        .map(|s| s["freezes"].as_u64().unwrap_or(u64::MAX))
-        .collect();
-    // Chromium counts a freeze when a frame comes max(3 × mean, mean + 150 ms) after the last:
-    // the first 200 ms gap after 20 fps (mean 50 ms) is right on that line.
-    assert!(
-        freezes[1] <= freezes[0] + 1,
-        "at most one going down: {line}"
-    );
-    assert_eq!(freezes[2], freezes[1], "none on the base layer: {line}");
+    // From 20 fps (mean gap 50 ms) the first 200 ms gap is right on Chromium's freeze line.
+    assert_no_freeze_while_limited(&steps, line);
     assert!(counters.layer_dropped > 0, "{counters:?}");
     running.stop().await;
 }

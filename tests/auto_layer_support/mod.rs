@@ -112,17 +112,18 @@ pub struct Publisher {
     pub sending: tokio::task::JoinHandle<()>,
 }
 
-fn vp8(rid: &str) -> Arc<TrackLocalStaticRTP> {
-    Arc::new(TrackLocalStaticRTP::new_with_rid(
-        RTCRtpCodecCapability {
-            mime_type: MIME_TYPE_VP8.to_owned(),
-            clock_rate: 90000,
-            ..Default::default()
-        },
-        "video".to_owned(),
-        rid.to_owned(),
-        "cam".to_owned(),
-    ))
+/// A VP8 track of stream "cam": a simulcast layer with `rid`, or (`None`) a whole stream.
+pub fn vp8(rid: Option<&str>) -> Arc<TrackLocalStaticRTP> {
+    let codec = RTCRtpCodecCapability {
+        mime_type: MIME_TYPE_VP8.to_owned(),
+        clock_rate: 90000,
+        ..Default::default()
+    };
+    let (id, stream) = ("video".to_owned(), "cam".to_owned());
+    Arc::new(match rid {
+        Some(rid) => TrackLocalStaticRTP::new_with_rid(codec, id, rid.to_owned(), stream),
+        None => TrackLocalStaticRTP::new(codec, id, stream),
+    })
 }
 
 /// Publishes `room1/cam` with layers "h" (first: the default) and "l", and audio, until
@@ -136,19 +137,11 @@ pub async fn simulcast_publisher(base: &str, token: &str) -> Publisher {
 /// (its payloads tagged "l"), and audio.
 pub async fn publisher(base: &str, token: &str, simulcast: bool) -> Publisher {
     let pc = peer(simulcast, false).await;
-    let (high, low) = (vp8("h"), vp8("l"));
+    let (high, low) = (vp8(Some("h")), vp8(Some("l")));
     let first = if simulcast {
         Arc::clone(&high)
     } else {
-        Arc::new(TrackLocalStaticRTP::new(
-            RTCRtpCodecCapability {
-                mime_type: MIME_TYPE_VP8.to_owned(),
-                clock_rate: 90000,
-                ..Default::default()
-            },
-            "video".to_owned(),
-            "cam".to_owned(),
-        ))
+        vp8(None)
     };
     let sender = pc
         .add_track(Arc::clone(&first) as Arc<dyn TrackLocal + Send + Sync>)

@@ -211,15 +211,26 @@ fn read_all(mut file: std::fs::File) -> String {
     s
 }
 
+/// Freezes of the four steps a layer-limit script prints (whole, limited, limited again,
+/// lifted): at most one at the step down (Chromium counts a freeze when a frame comes
+/// max(3 × mean, mean + 150 ms) after the last, and the frame gap grows there), none while
+/// limited.
+pub fn assert_no_freeze_while_limited(steps: &[serde_json::Value], line: &str) {
+    let freezes: Vec<u64> = steps
+        .iter()
+        .map(|s| s["freezes"].as_u64().unwrap_or(u64::MAX))
+        .collect();
+    assert!(
+        freezes[1] <= freezes[0] + 1,
+        "at most one going down: {line}"
+    );
+    assert_eq!(freezes[2], freezes[1], "none on the lower layers: {line}");
+}
+
 /// One `/metrics` figure summed over its series (PromQL's `sum`), e.g.
 /// `metric(&running, "tern_media_out_total")` over every worker, or one labelled series.
 pub async fn metric(running: &RunningServer, selector: &str) -> u64 {
-    let text = reqwest::get(format!("http://{}/metrics", running.http_addr))
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("/metrics body");
+    let text = metrics_support::scrape(&format!("http://{}", running.http_addr)).await;
     metrics_support::sum(&text, selector)
         .unwrap_or_else(|| panic!("{selector} in /metrics:\n{text}")) as u64
 }

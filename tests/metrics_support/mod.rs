@@ -31,5 +31,15 @@ pub fn require(text: &str, selector: &str) -> u64 {
     sum(text, selector).unwrap_or_else(|| panic!("{selector} missing:\n{text}")) as u64
 }
 
+/// A scrape of `/metrics` from the relay at `base` (`http://host:port`).
+pub async fn scrape(base: &str) -> String {
+    reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("/metrics body")
+}
+
 #[cfg(test)]
 mod tests {}
