@@ -70,6 +70,13 @@ impl AutoLayers {
         self.state().subscribers.remove(&session);
     }
 
+    /// The session's video got a new subscription (another layer), which starts unpaused.
+    pub fn resumed(&self, session: SessionId) {
+        if let Some(sub) = self.state().subscribers.get_mut(&session) {
+            sub.allocation.resumed();
+        }
+    }
+
     /// Tracks no longer published: their rates go.
     pub fn forget_tracks(&self, tracks: &[TrackId]) {
         let mut state = self.state();
@@ -203,9 +210,7 @@ impl Relay {
             .entry(session)
             .or_insert_with(|| Subscriber::new(pausing));
         sub.estimate_bps = report.estimate_bps;
-        if sub.allocation.paused() && !feed.paused {
-            sub.allocation.resumed(); // the viewer's new layer started unpaused
-        }
+        let ssrc = feed.params.ssrc;
         let can_probe = feed.params.rtx.is_some() && feed.params.egress.transport_cc.is_some();
         let decision = sub
             .allocation
@@ -242,21 +247,13 @@ impl Relay {
                 paused,
                 "video pause changed (not even the lowest layer fits)"
             );
-            if let Some(feed) = reg
-                .sessions
-                .get_mut(&session)
-                .map(|info| &mut info.feeds[index])
-            {
-                feed.paused = paused;
-                let ssrc = feed.params.ssrc;
-                let command = Command::PauseVideo {
-                    session,
-                    ssrc,
-                    paused,
-                };
-                if let Err(e) = self.dp.send(worker, command) {
-                    tracing::warn!(session = %session, reason = %e, "pause not sent");
-                }
+            let command = Command::PauseVideo {
+                session,
+                ssrc,
+                paused,
+            };
+            if let Err(e) = self.dp.send(worker, command) {
+                tracing::warn!(session = %session, reason = %e, "pause not sent");
             }
             return;
         }
@@ -288,7 +285,7 @@ impl Relay {
             feed.auto = Some(step.layer);
         }
         feed.auto_temporal = (step.temporal != ALL_TEMPORAL).then_some(step.temporal);
-        let (limit, ssrc) = (feed.limit(), feed.params.ssrc);
+        let limit = feed.limit();
         if simulcast && step.layer != feed.track.id {
             // The new layer's subscription takes the limit with it.
             if let Err(e) = self.reserve(&mut reg, session, &tracks, &stalled) {

@@ -678,7 +678,6 @@ impl Relay {
                 wanted: track_ids[i],
                 auto: None,
                 auto_temporal: None,
-                paused: false,
             });
         }
         if subscriptions.is_empty() {
@@ -893,7 +892,7 @@ impl Relay {
                 continue;
             };
             feed.track.id = serving;
-            feed.paused = false; // a new subscription starts unpaused
+            self.auto_layers.resumed(id); // a new subscription starts unpaused
             let params = SubscriptionParams {
                 limit: feed.limit(),
                 ..feed.params.clone()

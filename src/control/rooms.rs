@@ -247,8 +247,6 @@ pub struct Feed {
     pub auto: Option<TrackId>,
     /// The temporal layer its bandwidth estimate allows in that layer (`None`: every one).
     pub auto_temporal: Option<u8>,
-    /// Its video is paused: the path carries not even the lowest layer (see `autolayer`).
-    pub paused: bool,
 }
 
 impl Feed {

@@ -737,7 +737,6 @@ impl Relay {
                         wanted: layer,
                         auto: None,
                         auto_temporal: None,
-                        paused: false,
                     });
                 }
             }

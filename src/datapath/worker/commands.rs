@@ -274,24 +274,12 @@ impl Core {
         tx: &mut SendQueue,
         now: Instant,
     ) {
-        let Some(&slot) = self.by_id.get(&session) else {
-            return;
-        };
-        let mut keyframe = Vec::new();
-        for (&t, track) in self.tracks.iter_mut() {
-            let Some(sub) = track.subscription_mut(slot, ssrc) else {
-                continue;
-            };
+        self.each_subscription(session, ssrc, tx, now, |sub| {
             sub.params.limit = limit;
             sub.select.target = limit;
             let vp9 = sub.params.codec == Some(crate::wire::keyframe::VideoCodec::Vp9);
-            if vp9 && limit.spatial > sub.select.current().spatial {
-                keyframe.push(t);
-            }
-        }
-        for t in keyframe {
-            self.request_keyframe(t, tx, now);
-        }
+            vp9 && limit.spatial > sub.select.current().spatial
+        });
     }
 
     /// Every subscription of `session` under `ssrc` stops, or starts again at a keyframe (asked
@@ -304,22 +292,36 @@ impl Core {
         tx: &mut SendQueue,
         now: Instant,
     ) {
+        self.each_subscription(session, ssrc, tx, now, |sub| {
+            sub.pause = match (paused, sub.pause, sub.params.codec) {
+                (true, _, _) => Pause::Paused,
+                (false, Pause::Off, _) | (false, _, None) => Pause::Off,
+                (false, _, Some(codec)) => Pause::Resuming(codec),
+            };
+            matches!(sub.pause, Pause::Resuming(_))
+        });
+    }
+
+    /// Applies `change` to every subscription of `session` under `ssrc`; asks for a keyframe of
+    /// each track where it says one is needed.
+    fn each_subscription(
+        &mut self,
+        session: SessionId,
+        ssrc: u32,
+        tx: &mut SendQueue,
+        now: Instant,
+        mut change: impl FnMut(&mut Subscription) -> bool,
+    ) {
         let Some(&slot) = self.by_id.get(&session) else {
             return;
         };
         let mut keyframe = Vec::new();
         for (&t, track) in self.tracks.iter_mut() {
-            let Some(sub) = track.subscription_mut(slot, ssrc) else {
-                continue;
-            };
-            sub.pause = match (paused, sub.pause, sub.params.codec) {
-                (true, _, _) => Pause::Paused,
-                (false, Pause::Off, _) | (false, _, None) => Pause::Off,
-                (false, _, Some(codec)) => {
+            if let Some(sub) = track.subscription_mut(slot, ssrc) {
+                if change(sub) {
                     keyframe.push(t);
-                    Pause::Resuming(codec)
                 }
-            };
+            }
         }
         for t in keyframe {
             self.request_keyframe(t, tx, now);
